@@ -1,0 +1,167 @@
+"""find_available_tasks rules shared by every backend (SPEC.md §5).
+
+Backends decide which rows to look at (indexes, locks); these pure functions
+decide what those rows mean: advancement of delays and signals (rule 2), the
+candidate test (rule 3), the dispatch order (rule 4), and when a write makes a
+task ready (wakeup hints).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from sayiir_client.v1 import messages_pb2 as pb
+from sayiir_server.model import current_task_id, find_result, state_of, timestamp, to_datetime
+from sayiir_server.snapshots import record_task_result
+
+DEFAULT_PRIORITY = 3
+
+
+def signal_task_id(signal_name: str) -> bytes:
+    """The task id an AtSignal's event payload is recorded under: SHA-256 of the signal name."""
+    return hashlib.sha256(signal_name.encode()).digest()
+
+
+def tags_fit(task_tags: Iterable[str], worker_tags: Iterable[str]) -> bool:
+    """A worker without tags takes anything; a task without tags fits everyone; else all task tags are needed."""
+    required = set(task_tags)
+    offered = set(worker_tags)
+    return not offered or not required or required <= offered
+
+
+def _position(snapshot: pb.WorkflowSnapshot) -> str | None:
+    if state_of(snapshot) != "in_progress":
+        return None
+    return snapshot.in_progress.position.WhichOneof("position")
+
+
+def wake_at(snapshot: pb.WorkflowSnapshot) -> datetime | None:
+    """When time alone advances this InProgress snapshot (a delay's end or a signal's timeout)."""
+    position = _position(snapshot)
+    if position == "at_delay":
+        return to_datetime(snapshot.in_progress.position.at_delay.wake_at)
+    if position == "at_signal" and snapshot.in_progress.position.at_signal.HasField("wake_at"):
+        return to_datetime(snapshot.in_progress.position.at_signal.wake_at)
+    return None
+
+
+def is_delay_due(snapshot: pb.WorkflowSnapshot, now: datetime) -> bool:
+    due = wake_at(snapshot)
+    return _position(snapshot) == "at_delay" and due is not None and due <= now
+
+
+def awaited_signal_name(snapshot: pb.WorkflowSnapshot) -> str | None:
+    """The event name an InProgress AtSignal snapshot waits for, else None."""
+    if _position(snapshot) != "at_signal":
+        return None
+    return snapshot.in_progress.position.at_signal.signal_name
+
+
+def is_signal_timed_out(snapshot: pb.WorkflowSnapshot, now: datetime) -> bool:
+    due = wake_at(snapshot)
+    return _position(snapshot) == "at_signal" and due is not None and due <= now
+
+
+def _move_on(snapshot: pb.WorkflowSnapshot, next_task_id: bytes | None, final_output: bytes, now: datetime) -> None:
+    if next_task_id is None:
+        snapshot.completed.CopyFrom(pb.CompletedState(final_output=final_output))
+    else:
+        snapshot.in_progress.position.CopyFrom(pb.ExecutionPosition(at_task=pb.AtTask(task_id=next_task_id)))
+    snapshot.updated_at.CopyFrom(timestamp(now))
+
+
+def advance_past_delay(snapshot: pb.WorkflowSnapshot, now: datetime) -> None:
+    """A due AtDelay moves to AtTask(next), or completes with the delay node's stored result (empty if none)."""
+    delay = snapshot.in_progress.position.at_delay
+    next_task = delay.next_task_id if delay.HasField("next_task_id") else None
+    stored = find_result(snapshot.in_progress.completed_tasks, delay.delay_id)
+    _move_on(snapshot, next_task, stored.output if stored is not None else b"", now)
+
+
+def advance_past_signal(snapshot: pb.WorkflowSnapshot, payload: bytes, now: datetime) -> None:
+    """An AtSignal that got its event (or timed out, payload empty) records it and moves on."""
+    signal = pb.AtSignal()
+    signal.CopyFrom(snapshot.in_progress.position.at_signal)
+    record_task_result(snapshot, signal_task_id(signal.signal_name), payload, now)
+    _move_on(snapshot, signal.next_task_id if signal.HasField("next_task_id") else None, payload, now)
+
+
+def retry_state(snapshot: pb.WorkflowSnapshot, task_id: bytes) -> pb.TaskRetryState | None:
+    for retry in snapshot.task_retries:
+        if retry.task_id == task_id:
+            return retry
+    return None
+
+
+def task_input(snapshot: pb.WorkflowSnapshot) -> bytes | None:
+    """The initial input before any task completed, then the last completed task's output."""
+    running = snapshot.in_progress
+    if not running.HasField("last_completed_task_id"):
+        return snapshot.initial_input if snapshot.HasField("initial_input") else None
+    last = find_result(running.completed_tasks, running.last_completed_task_id)
+    return None if last is None else last.output
+
+
+def available_task(snapshot: pb.WorkflowSnapshot, worker_tags: Sequence[str], now: datetime) -> pb.AvailableTask | None:
+    """Rule 3 over the snapshot alone: the caller has already excluded pending signals and live claims."""
+    task_id = current_task_id(snapshot)
+    if task_id is None or find_result(snapshot.in_progress.completed_tasks, task_id) is not None:
+        return None
+    retry = retry_state(snapshot, task_id)
+    if retry is not None and retry.HasField("next_retry_at") and now < to_datetime(retry.next_retry_at):
+        return None
+    if not tags_fit(snapshot.task_tags, worker_tags):
+        return None
+    task_input_bytes = task_input(snapshot)
+    if task_input_bytes is None:
+        return None
+    task = pb.AvailableTask(
+        instance_id=snapshot.instance_id,
+        task_id=task_id,
+        input=task_input_bytes,
+        definition_hash=snapshot.definition_hash,
+        snapshot=snapshot,
+    )
+    if snapshot.HasField("trace_parent"):
+        task.trace_parent = snapshot.trace_parent
+    return task
+
+
+def dispatch_order_key(
+    snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str, aging_interval: timedelta, now: datetime
+) -> tuple[int, float, str]:
+    """Rule 4: others' failures first (anti-affinity), then effective priority, then instance id."""
+    retry = retry_state(snapshot, task_id)
+    failed_here = retry is not None and retry.HasField("last_failed_worker") and retry.last_failed_worker == worker_id
+    priority = snapshot.task_priority if snapshot.HasField("task_priority") else DEFAULT_PRIORITY
+    waited = (now - to_datetime(snapshot.updated_at)).total_seconds()
+    return (int(failed_here), priority - waited / aging_interval.total_seconds(), snapshot.instance_id)
+
+
+def order_and_limit(
+    tasks: Iterable[pb.AvailableTask], worker_id: str, aging_interval: timedelta, now: datetime, limit: int
+) -> list[pb.AvailableTask]:
+    """Rules 4 and 5: sort candidates into dispatch order, then cut at limit."""
+    ordered = sorted(tasks, key=lambda t: dispatch_order_key(t.snapshot, t.task_id, worker_id, aging_interval, now))
+    return ordered[:limit]
+
+
+def wakeup_hint(snapshot: pb.WorkflowSnapshot) -> pb.TaskWakeupHint:
+    return pb.TaskWakeupHint(
+        instance_id=snapshot.instance_id,
+        task_id=current_task_id(snapshot) or b"",
+        definition_hash=snapshot.definition_hash,
+        task_tags=snapshot.task_tags,
+    )
+
+
+def ready_hint(previous: pb.WorkflowSnapshot | None, new: pb.WorkflowSnapshot) -> pb.TaskWakeupHint | None:
+    """The hint to publish when a write moved an instance onto a ready AtTask position, else None."""
+    task_id = current_task_id(new)
+    if task_id is None or find_result(new.in_progress.completed_tasks, task_id) is not None:
+        return None
+    if previous is not None and current_task_id(previous) == task_id:
+        return None
+    return wakeup_hint(new)

@@ -1,0 +1,52 @@
+"""Snapshot-store rules shared by every backend (SPEC.md §3 and §6)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sayiir_client.v1 import messages_pb2 as pb
+from sayiir_server.model import completed_tasks, find_result, state_of, timestamp
+
+_RETAINING_STATES = frozenset({"completed", "failed"})
+
+
+def record_task_result(snapshot: pb.WorkflowSnapshot, task_id: bytes, output: bytes, now: datetime) -> bool:
+    """Record one task's output into an InProgress snapshot, in place; False (unchanged) in any other state."""
+    if state_of(snapshot) != "in_progress":
+        return False
+    state = snapshot.in_progress
+    existing = find_result(state.completed_tasks, task_id)
+    if existing is None:
+        state.completed_tasks.add(task_id=task_id, output=output)
+    else:
+        existing.output = output
+    state.last_completed_task_id = task_id
+    snapshot.updated_at.CopyFrom(timestamp(now))
+    return True
+
+
+def results_to_retain(
+    previous: pb.WorkflowSnapshot | None,
+    new: pb.WorkflowSnapshot,
+    retained: Sequence[pb.TaskResult],
+) -> list[pb.TaskResult]:
+    """Task results kept beside a snapshot after it is saved.
+
+    A Completed or Failed snapshot no longer carries its task results, so the
+    ones the previous snapshot had are kept for load_task_result. Any other
+    state carries its own results, so nothing is kept beside it.
+    """
+    if state_of(new) not in _RETAINING_STATES:
+        return []
+    carried = list(completed_tasks(previous)) if previous is not None else []
+    return carried or list(retained)
+
+
+def lookup_task_result(
+    snapshot: pb.WorkflowSnapshot, retained: Sequence[pb.TaskResult], task_id: bytes
+) -> bytes | None:
+    """load_task_result over a loaded snapshot and its retained results (SPEC.md §6)."""
+    source = retained if state_of(snapshot) in _RETAINING_STATES else completed_tasks(snapshot)
+    result = find_result(source, task_id)
+    return None if result is None else result.output
