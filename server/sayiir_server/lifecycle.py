@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import contextlib
 
+from sayiir_client.errors import (
+    AlreadyExistsError,
+    BackendError,
+    DefinitionMismatchError,
+    InvalidInstanceIdError,
+    NotFoundError,
+    RunBackendFailureError,
+)
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.errors import BackendError, NotFoundError, RunConflictError
 from sayiir_server.model import MAX_INSTANCE_ID_BYTES, SIGNAL_KINDS, ConflictPolicy, state_of, timestamp, utc_now
 from sayiir_server.status import workflow_status
 from sayiir_server.store import PersistentBackend
@@ -22,10 +29,10 @@ async def prepare_run(
     first_task: pb.FirstTask,
     conflict_policy: ConflictPolicy = enums.CONFLICT_POLICY_FAIL,
 ) -> pb.PrepareRunOutcome:
-    """Create a run or resolve the conflict; raises RunConflictError."""
+    """Create a run or resolve the conflict; raises a RunConflictError subclass."""
     length = len(instance_id.encode())
     if length == 0 or length > MAX_INSTANCE_ID_BYTES:
-        raise RunConflictError.invalid_instance_id(length, MAX_INSTANCE_ID_BYTES)
+        raise InvalidInstanceIdError(length, MAX_INSTANCE_ID_BYTES)
     try:
         for _ in range(_ATTEMPTS):
             existing = await _load_or_none(backend, instance_id)
@@ -36,9 +43,9 @@ async def prepare_run(
             snapshot = fresh_snapshot(instance_id, definition_hash, input, first_task)
             if await backend.insert_snapshot_if_absent(snapshot):
                 return pb.PrepareRunOutcome(fresh=pb.FreshRun(snapshot=snapshot))
-        raise RunConflictError.already_exists(instance_id)
+        raise AlreadyExistsError(instance_id)
     except BackendError as error:
-        raise RunConflictError.backend(error) from error
+        raise RunBackendFailureError(str(error)) from error
 
 
 def fresh_snapshot(
@@ -74,7 +81,7 @@ async def _resolve_conflict(
 ) -> pb.PrepareRunOutcome | None:
     """Outcome for an existing run, or None when the caller should go on as fresh (TERMINATE_EXISTING)."""
     if existing.definition_hash != definition_hash:
-        raise RunConflictError.definition_mismatch(expected=definition_hash, found=existing.definition_hash)
+        raise DefinitionMismatchError(expected=definition_hash, found=existing.definition_hash)
     if conflict_policy == enums.CONFLICT_POLICY_USE_EXISTING:
         status = pb.ExistingStatus(status=workflow_status(existing))
         if state_of(existing) == "completed":
@@ -86,4 +93,4 @@ async def _resolve_conflict(
         for kind in SIGNAL_KINDS:
             await backend.clear_signal(existing.instance_id, kind)
         return None
-    raise RunConflictError.already_exists(existing.instance_id)
+    raise AlreadyExistsError(existing.instance_id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
+from sayiir_client.errors import CannotCancelError, CannotPauseError
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.errors import CannotCancelError, CannotPauseError
 from sayiir_server.model import CANCEL, PAUSE, SignalKind, state_name, state_of, timestamp
 
 

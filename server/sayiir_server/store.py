@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
+from sayiir_client.errors import NotFoundError
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.errors import NotFoundError
 from sayiir_server.model import CANCEL, PAUSE, ControlSignal, SignalKind, state_of, utc_now
 from sayiir_server.signals import apply_cancel, apply_pause, apply_unpause
 

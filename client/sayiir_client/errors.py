@@ -1,0 +1,142 @@
+"""The one error tree of the persistence layer, shared by server and client.
+
+BackendError mirrors the Rust enum of the storage traits, RunConflictError the
+one of prepare_run. Server backends raise these (never driver exceptions) and
+the server maps them to gRPC statuses in one place; the client decodes the
+statuses back into the same classes, from the ErrorInfo reason and the typed
+details, never from message text.
+"""
+
+from __future__ import annotations
+
+from sayiir_client.v1 import error_details_pb2 as details
+
+
+class BackendError(Exception):
+    """Base of the errors a storage trait method can raise (Rust `BackendError`)."""
+
+    reason = "BACKEND"
+
+
+class NotFoundError(BackendError):
+    """No snapshot (or no claim) exists for the key."""
+
+    reason = "NOT_FOUND"
+
+
+class SerializationError(BackendError):
+    """A value could not be encoded or decoded.
+
+    `stored` is True when the bad value came out of storage (a corrupt row),
+    False when the client sent it.
+    """
+
+    reason = "SERIALIZATION"
+
+    def __init__(self, message: str, *, stored: bool) -> None:
+        super().__init__(message)
+        self.stored = stored
+
+
+class BackendUnavailableError(BackendError):
+    """The storage failed or cannot be reached (Rust `BackendError::Backend`)."""
+
+    reason = "BACKEND"
+
+
+class CannotCancelError(BackendError):
+    """The instance is in a state that cannot be cancelled."""
+
+    reason = "CANNOT_CANCEL"
+
+    def __init__(self, state: str) -> None:
+        super().__init__(f"cannot cancel a workflow in state {state}")
+        self.state = state
+
+
+class CannotPauseError(BackendError):
+    """The instance is in a state that cannot be paused (or, for unpause, is not paused)."""
+
+    reason = "CANNOT_PAUSE"
+
+    def __init__(self, state: str, message: str | None = None) -> None:
+        super().__init__(message or f"cannot pause a workflow in state {state}")
+        self.state = state
+
+
+class ClaimLostError(BackendError):
+    """Another worker holds the claim."""
+
+    reason = "CLAIM_LOST"
+
+
+class RunConflictError(Exception):
+    """prepare_run refused to start a run; `conflict` is the typed RunConflict detail."""
+
+    reason = "BACKEND"
+
+    def __init__(self, conflict: details.RunConflict, message: str) -> None:
+        super().__init__(message)
+        self.conflict = conflict
+
+    @staticmethod
+    def from_conflict(conflict: details.RunConflict, message: str = "") -> RunConflictError:
+        """The RunConflictError subclass for a RunConflict message (as decoded from a status detail)."""
+        variant = conflict.WhichOneof("conflict")
+        if variant == "invalid_instance_id":
+            bad = conflict.invalid_instance_id
+            return InvalidInstanceIdError(bad.length, bad.max_length)
+        if variant == "already_exists":
+            return AlreadyExistsError(conflict.already_exists.instance_id)
+        if variant == "definition_mismatch":
+            mismatch = conflict.definition_mismatch
+            return DefinitionMismatchError(mismatch.expected, mismatch.found)
+        return RunBackendFailureError(conflict.backend.message if variant == "backend" else message)
+
+
+class InvalidInstanceIdError(RunConflictError):
+    """The instance id is empty or longer than the maximum (RunConflict::InvalidInstanceId)."""
+
+    reason = "INVALID_INSTANCE_ID"
+
+    def __init__(self, length: int, max_length: int) -> None:
+        conflict = details.RunConflict(
+            invalid_instance_id=details.InvalidInstanceId(length=length, max_length=max_length)
+        )
+        problem = "empty" if length == 0 else f"{length} bytes long, the maximum is {max_length}"
+        super().__init__(conflict, f"invalid instance id: {problem}")
+        self.length = length
+        self.max_length = max_length
+
+
+class AlreadyExistsError(RunConflictError):
+    """A run with this instance id exists and the policy is FAIL (RunConflict::AlreadyExists)."""
+
+    reason = "ALREADY_EXISTS"
+
+    def __init__(self, instance_id: str) -> None:
+        conflict = details.RunConflict(already_exists=details.AlreadyExists(instance_id=instance_id))
+        super().__init__(conflict, f"workflow instance {instance_id!r} already exists")
+        self.instance_id = instance_id
+
+
+class DefinitionMismatchError(RunConflictError):
+    """The existing run has another definition hash (RunConflict::DefinitionMismatch)."""
+
+    reason = "DEFINITION_MISMATCH"
+
+    def __init__(self, expected: bytes, found: bytes) -> None:
+        conflict = details.RunConflict(definition_mismatch=details.DefinitionMismatch(expected=expected, found=found))
+        super().__init__(conflict, f"definition mismatch: expected {expected.hex()}, found {found.hex()}")
+        self.expected = expected
+        self.found = found
+
+
+class RunBackendFailureError(RunConflictError):
+    """Storage failed while preparing the run (RunConflict::Backend)."""
+
+    reason = "BACKEND"
+
+    def __init__(self, message: str) -> None:
+        conflict = details.RunConflict(backend=details.BackendFailure(message=message))
+        super().__init__(conflict, f"storage failure: {message}")
