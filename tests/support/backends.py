@@ -1,0 +1,48 @@
+"""Open a fresh backend of each kind for one test, by the same URLs the server accepts."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any, cast
+
+from sayiir_server.backends import open_backend
+from sayiir_server.store import Backend
+
+BACKEND_KINDS = ("memory", "sqlite", "postgres")
+"""Every backend kind the contract suite knows how to open."""
+
+ACTIVE_BACKEND_KINDS: tuple[str, ...] = ("memory",)
+"""The kinds whose backend exists; each backend's author adds its kind here when it lands."""
+
+
+@asynccontextmanager
+async def open_test_backend(kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
+    """A fresh, empty backend of `kind`, closed when the block exits."""
+    async with _backend_url(kind, tmp_path) as url:
+        backend = await open_backend(url)
+        try:
+            yield backend
+        finally:
+            await backend.close()
+
+
+@asynccontextmanager
+async def _backend_url(kind: str, tmp_path: Path) -> AsyncIterator[str]:
+    if kind == "memory":
+        yield "memory://"
+    elif kind == "sqlite":
+        yield f"sqlite:///{tmp_path}/contract.db"
+    elif kind == "postgres":
+        async with _temporary_postgres_url() as url:
+            yield url
+    else:
+        raise ValueError(f"unknown backend kind {kind!r}; known: {', '.join(BACKEND_KINDS)}")
+
+
+def _temporary_postgres_url() -> AbstractAsyncContextManager[str]:
+    # Imported by name: tests.support.postgres belongs to the PostgreSQL backend's author and may not exist yet.
+    postgres: Any = importlib.import_module("tests.support.postgres")
+    return cast(AbstractAsyncContextManager[str], postgres.temporary_database_url())
