@@ -1,1 +1,56 @@
-"""Python client of the sayiir persistence service, with the generated contract in `sayiir_client.v1`."""
+"""Python client of the sayiir persistence service, with the generated contract in `sayiir_client.v1`.
+
+`AsyncPersistenceClient` (asyncio) and `PersistenceClient` (blocking) have one
+method per RPC, named like the storage traits; failures raise the typed errors
+of `sayiir_client.errors`.
+"""
+
+from sayiir_client._async_client import AsyncPersistenceClient
+from sayiir_client._sync_client import PersistenceClient
+from sayiir_client._wire import ConflictPolicy, ControlSignal, SignalKind
+from sayiir_client.errors import (
+    AlreadyExistsError,
+    BackendError,
+    BackendUnavailableError,
+    CannotCancelError,
+    CannotPauseError,
+    ClaimLostError,
+    DefinitionMismatchError,
+    InvalidArgumentError,
+    InvalidInstanceIdError,
+    NotFoundError,
+    RunBackendFailureError,
+    RunConflictError,
+    SerializationError,
+    TransportError,
+)
+from sayiir_client.ids import DefinitionHash, TaskId
+from sayiir_client.options import DEFAULT_DEADLINE, IDEMPOTENT_METHODS, KeepaliveOptions, RetryOptions
+
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "IDEMPOTENT_METHODS",
+    "AlreadyExistsError",
+    "AsyncPersistenceClient",
+    "BackendError",
+    "BackendUnavailableError",
+    "CannotCancelError",
+    "CannotPauseError",
+    "ClaimLostError",
+    "ConflictPolicy",
+    "ControlSignal",
+    "DefinitionHash",
+    "DefinitionMismatchError",
+    "InvalidArgumentError",
+    "InvalidInstanceIdError",
+    "KeepaliveOptions",
+    "NotFoundError",
+    "PersistenceClient",
+    "RetryOptions",
+    "RunBackendFailureError",
+    "RunConflictError",
+    "SerializationError",
+    "SignalKind",
+    "TaskId",
+    "TransportError",
+]

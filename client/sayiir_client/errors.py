@@ -9,7 +9,12 @@ details, never from message text.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sayiir_client.v1 import error_details_pb2 as details
+
+if TYPE_CHECKING:
+    from grpc import StatusCode
 
 
 class BackendError(Exception):
@@ -140,3 +145,34 @@ class RunBackendFailureError(RunConflictError):
     def __init__(self, message: str) -> None:
         conflict = details.RunConflict(backend=details.BackendFailure(message=message))
         super().__init__(conflict, f"storage failure: {message}")
+
+
+class TransportError(BackendUnavailableError):
+    """The call failed without a domain error: the server was unreachable, the deadline passed, or it
+    answered with a status the contract does not define (no ErrorInfo of ours).
+
+    It is a BackendUnavailableError because, to a worker, an unreachable server is an unreachable
+    store: the same retry-later handling applies. `code` is the gRPC status code (a `grpc.StatusCode`).
+    """
+
+    reason = "BACKEND"
+
+    def __init__(self, code: StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}" if message else code.name)
+        self.code = code
+
+
+class InvalidArgumentError(ValueError):
+    """The server rejected a malformed request field (ErrorInfo reason INVALID_ARGUMENT).
+
+    Client-side only, and deliberately NOT a BackendError: it reports a bug in the caller (a task id
+    that is not 32 bytes, an empty worker id, ...), which no storage retry or fallback can fix, so
+    code that catches BackendError to ride out storage trouble must not swallow it. It is a ValueError,
+    like the error Python raises for a bad argument locally. `field` names the offending field.
+    """
+
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -1,0 +1,79 @@
+"""Small conversions shared by the blocking and the asyncio client."""
+
+from __future__ import annotations
+
+import base64
+import random
+from datetime import timedelta
+from typing import TypeAlias
+
+from google.protobuf.duration_pb2 import Duration
+
+from sayiir_client.options import KeepaliveOptions, RetryOptions, channel_options
+from sayiir_client.v1 import enums_pb2 as enums
+
+SignalKind: TypeAlias = enums.SignalKind.ValueType
+ControlSignal: TypeAlias = enums.ControlSignal.ValueType
+ConflictPolicy: TypeAlias = enums.ConflictPolicy.ValueType
+
+USER_AGENT = "sayiir-client-python/0.1"
+MAX_PAGE_SIZE = 1000
+"""Largest page ListSnapshots serves."""
+
+DEFAULT_RETRY = RetryOptions()
+DEFAULT_KEEPALIVE = KeepaliveOptions()
+NO_EXTRA_WAIT = timedelta(0)
+DEFAULT_AGING_INTERVAL = timedelta(seconds=1)
+"""FindAvailableTasks' aging interval when the caller gives none (the server's minimum)."""
+
+Metadata: TypeAlias = tuple[tuple[str, str], ...]
+
+
+def call_metadata(token: str | None) -> Metadata:
+    """Metadata sent with every call: the bearer token, when one is configured."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def options_for(
+    retry: RetryOptions | None, keepalive: KeepaliveOptions | None, max_message_bytes: int | None
+) -> list[tuple[str, str | int]]:
+    return [("grpc.primary_user_agent", USER_AGENT), *channel_options(retry, keepalive, max_message_bytes)]
+
+
+def duration(value: timedelta) -> Duration:
+    message = Duration()
+    message.FromTimedelta(value)
+    return message
+
+
+def optional_duration(value: timedelta | None) -> Duration | None:
+    return None if value is None else duration(value)
+
+
+def timeout_seconds(deadline: timedelta | None, extra: timedelta = NO_EXTRA_WAIT) -> float | None:
+    """The gRPC `timeout` of a call: the client's deadline plus any time the call is meant to wait."""
+    return None if deadline is None else (deadline + extra).total_seconds()
+
+
+def page_token_after(instance_id: str | None) -> str:
+    """The ListSnapshots token of the page that starts after `instance_id`.
+
+    The token is opaque to other clients; this client ships with the server and
+    builds it (urlsafe base64 of the last id of the previous page) so that
+    `list_snapshots_page(after, ...)` can start anywhere, as the storage Protocol allows.
+    """
+    if instance_id is None:
+        return ""
+    return base64.urlsafe_b64encode(instance_id.encode()).decode("ascii")
+
+
+def reconnect_delay(retry: RetryOptions | None, failures: int) -> float:
+    """Seconds to wait before reconnecting a stream after `failures` failures in a row (jittered)."""
+    backoff = (retry or DEFAULT_RETRY).backoff(failures).total_seconds()
+    return backoff * random.uniform(0.5, 1.0)
+
+
+def check_target(target: str | None, has_channel: bool) -> None:
+    given = (target is not None) + has_channel
+    if given != 1:
+        raise ValueError("give exactly one of a target or a channel")

@@ -1,0 +1,1 @@
+"""Files checked by mypy --strict only (make typecheck), never run."""
