@@ -1,0 +1,1 @@
+"""Workers in other languages, run against a real server."""
