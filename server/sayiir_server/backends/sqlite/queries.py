@@ -1,0 +1,164 @@
+"""Every SQL statement of the SQLite backend, named and described in one place.
+
+Times are microseconds since the epoch (`*_us`). Named parameters (`:name`)
+are bound from dicts by the storage module.
+"""
+
+from __future__ import annotations
+
+# --- snapshots -----------------------------------------------------------------------------------------------------
+
+LOAD_SNAPSHOT = "SELECT snapshot FROM snapshots WHERE instance_id = :instance_id"
+
+SNAPSHOT_EXISTS = "SELECT 1 FROM snapshots WHERE instance_id = :instance_id"
+
+# Insert or overwrite a snapshot row with its derived index columns.
+UPSERT_SNAPSHOT = """
+INSERT INTO snapshots (
+    instance_id, snapshot, state, position, current_task_id, ready_task_id, priority, updated_at_us,
+    wake_at_us, signal_name, due_at_us, retry_at_us, last_failed_worker, tags
+) VALUES (
+    :instance_id, :snapshot, :state, :position, :current_task_id, :ready_task_id, :priority, :updated_at_us,
+    :wake_at_us, :signal_name, :due_at_us, :retry_at_us, :last_failed_worker, :tags
+)
+ON CONFLICT (instance_id) DO UPDATE SET
+    snapshot = excluded.snapshot, state = excluded.state, position = excluded.position,
+    current_task_id = excluded.current_task_id, ready_task_id = excluded.ready_task_id,
+    priority = excluded.priority, updated_at_us = excluded.updated_at_us, wake_at_us = excluded.wake_at_us,
+    signal_name = excluded.signal_name, due_at_us = excluded.due_at_us, retry_at_us = excluded.retry_at_us,
+    last_failed_worker = excluded.last_failed_worker, tags = excluded.tags
+"""
+
+DELETE_SNAPSHOT = "DELETE FROM snapshots WHERE instance_id = :instance_id"
+
+LIST_SNAPSHOTS = "SELECT instance_id FROM snapshots ORDER BY instance_id"
+
+# Instance ids after a cursor; TEXT's BINARY collation compares UTF-8 bytes, as paging requires.
+LIST_SNAPSHOTS_PAGE = """
+SELECT instance_id FROM snapshots WHERE instance_id > :after ORDER BY instance_id LIMIT :limit
+"""
+
+# --- retained task results -----------------------------------------------------------------------------------------
+
+LOAD_RETAINED = "SELECT task_id, output FROM retained_results WHERE instance_id = :instance_id ORDER BY rowid"
+
+DELETE_RETAINED = "DELETE FROM retained_results WHERE instance_id = :instance_id"
+
+INSERT_RETAINED = """
+INSERT OR REPLACE INTO retained_results (instance_id, task_id, output) VALUES (:instance_id, :task_id, :output)
+"""
+
+# --- signals and events --------------------------------------------------------------------------------------------
+
+GET_SIGNAL = "SELECT request FROM signals WHERE instance_id = :instance_id AND kind = :kind"
+
+STORE_SIGNAL = "INSERT OR REPLACE INTO signals (instance_id, kind, request) VALUES (:instance_id, :kind, :request)"
+
+CLEAR_SIGNAL = "DELETE FROM signals WHERE instance_id = :instance_id AND kind = :kind"
+
+APPEND_EVENT = "INSERT INTO events (instance_id, signal_name, payload) VALUES (:instance_id, :signal_name, :payload)"
+
+OLDEST_EVENT = """
+SELECT id, payload FROM events WHERE instance_id = :instance_id AND signal_name = :signal_name ORDER BY id LIMIT 1
+"""
+
+DELETE_EVENT = "DELETE FROM events WHERE id = :id"
+
+EVENT_BUFFERED = "SELECT 1 FROM events WHERE instance_id = :instance_id AND signal_name = :signal_name LIMIT 1"
+
+# Keep due_at_us in step with the event FIFO of the signal an InProgress AtSignal awaits:
+# due at once while an event is buffered, else at its own wake_at.
+REFRESH_SIGNAL_DUE = """
+UPDATE snapshots SET due_at_us = CASE
+    WHEN EXISTS (SELECT 1 FROM events e WHERE e.instance_id = snapshots.instance_id
+                 AND e.signal_name = snapshots.signal_name) THEN 0
+    ELSE wake_at_us END
+WHERE instance_id = :instance_id AND signal_name = :signal_name
+"""
+
+# --- claims --------------------------------------------------------------------------------------------------------
+
+GET_CLAIM = """
+SELECT worker_id, claimed_at_us, expires_at_us FROM claims WHERE instance_id = :instance_id AND task_id = :task_id
+"""
+
+UPSERT_CLAIM = """
+INSERT OR REPLACE INTO claims (instance_id, task_id, worker_id, claimed_at_us, expires_at_us)
+VALUES (:instance_id, :task_id, :worker_id, :claimed_at_us, :expires_at_us)
+"""
+
+EXTEND_CLAIM = """
+UPDATE claims SET expires_at_us = :expires_at_us
+WHERE instance_id = :instance_id AND task_id = :task_id AND expires_at_us IS NOT NULL
+"""
+
+DELETE_CLAIM = "DELETE FROM claims WHERE instance_id = :instance_id AND task_id = :task_id"
+
+# --- find_available_tasks ------------------------------------------------------------------------------------------
+
+# Whether rule 1 or rule 2 has anything to write: an expired claim, or a due delay or signal wait.
+HOUSEKEEPING_DUE = """
+SELECT EXISTS (SELECT 1 FROM claims WHERE expires_at_us IS NOT NULL AND expires_at_us <= :now_us)
+    OR EXISTS (SELECT 1 FROM snapshots s WHERE s.due_at_us IS NOT NULL AND s.due_at_us <= :now_us
+               AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id))
+"""
+
+# Rule 1.
+DELETE_EXPIRED_CLAIMS = "DELETE FROM claims WHERE expires_at_us IS NOT NULL AND expires_at_us <= :now_us"
+
+# Rule 2: InProgress delays and signal waits that time or a buffered event released, with no pending request.
+DUE_SNAPSHOTS = """
+SELECT s.snapshot FROM snapshots s
+WHERE s.due_at_us IS NOT NULL AND s.due_at_us <= :now_us
+  AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
+ORDER BY s.due_at_us
+"""
+
+# The distinct priorities of ready tasks, by skip-scan: one index seek per priority, not one row read per task.
+READY_PRIORITIES = """
+WITH RECURSIVE levels (priority) AS (
+    SELECT MIN(priority) FROM snapshots WHERE ready_task_id IS NOT NULL
+    UNION ALL
+    SELECT (SELECT MIN(s.priority) FROM snapshots s
+            WHERE s.ready_task_id IS NOT NULL AND s.priority > levels.priority)
+    FROM levels WHERE levels.priority IS NOT NULL
+)
+SELECT priority FROM levels WHERE priority IS NOT NULL
+"""
+
+# Rule 3's row-level tests, shared by the candidate queries: no pending request, no live claim on the
+# ready task, retry backoff elapsed, and every task tag among the worker's (:worker_tags NULL takes anything).
+_CANDIDATE_TESTS = """
+  AND (s.retry_at_us IS NULL OR s.retry_at_us <= :now_us)
+  AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
+  AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.instance_id = s.instance_id AND c.task_id = s.ready_task_id
+                  AND (c.expires_at_us IS NULL OR c.expires_at_us > :now_us))
+  AND (:worker_tags IS NULL OR NOT EXISTS (
+        SELECT 1 FROM json_each(s.tags) t WHERE t.value NOT IN (SELECT w.value FROM json_each(:worker_tags) w)))
+"""
+
+# One page of the ready tasks of one priority that the worker did not fail last, in effective-priority order
+# (for a fixed priority, an older updated_at means a lower effective priority), resuming after a keyset cursor.
+READY_PAGE = f"""
+SELECT s.snapshot, s.updated_at_us, s.instance_id FROM snapshots s
+WHERE s.ready_task_id IS NOT NULL AND s.priority = :priority
+  AND (s.updated_at_us, s.instance_id) > (:after_us, :after_id)
+  AND (s.last_failed_worker IS NULL OR s.last_failed_worker <> :worker_id)
+  {_CANDIDATE_TESTS}
+ORDER BY s.updated_at_us, s.instance_id
+LIMIT :page_size
+"""
+
+# Ready tasks this worker failed last: dispatched to it only after every other candidate (rule 4).
+READY_FAILED_BY_WORKER = f"""
+SELECT s.snapshot FROM snapshots s
+WHERE s.ready_task_id IS NOT NULL AND s.last_failed_worker IS NOT NULL AND s.last_failed_worker = :worker_id
+  {_CANDIDATE_TESTS}
+"""
+
+# find_hinted_task: the named instance, if its ready task is the hinted one and passes the row-level tests.
+HINTED_CANDIDATE = f"""
+SELECT s.snapshot FROM snapshots s
+WHERE s.instance_id = :instance_id AND s.ready_task_id = :task_id
+  {_CANDIDATE_TESTS}
+"""
