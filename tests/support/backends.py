@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any, cast
 
 from sayiir_server.backends import open_backend
 from sayiir_server.store import Backend
@@ -43,6 +41,7 @@ async def _backend_url(kind: str, tmp_path: Path) -> AsyncIterator[str]:
 
 
 def _temporary_postgres_url() -> AbstractAsyncContextManager[str]:
-    # Imported by name: tests.support.postgres belongs to the PostgreSQL backend's author and may not exist yet.
-    postgres: Any = importlib.import_module("tests.support.postgres")
-    return cast(AbstractAsyncContextManager[str], postgres.temporary_database_url())
+    # Imported late: only PostgreSQL runs need its driver and a reachable server.
+    from tests.support.postgres import temporary_database_url
+
+    return temporary_database_url()
