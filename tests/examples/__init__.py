@@ -1,0 +1,1 @@
+"""Tests that run the examples/ programs against a real server process."""
