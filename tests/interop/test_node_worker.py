@@ -51,6 +51,8 @@ class WorkerRun:
 def readme_shell_block(heading: str) -> str:
     """The body of the first ```sh block after `heading` in the README."""
     lines = README.read_text(encoding="utf-8").splitlines()
+    if heading not in lines:
+        pytest.fail(f"README.md has no heading {heading!r}: this test runs the ```sh block under it")
     start = lines.index(heading)
     fence = next(i for i in range(start + 1, len(lines)) if lines[i].strip() == "```sh")
     end = next(i for i in range(fence + 1, len(lines)) if lines[i].strip() == "```")
