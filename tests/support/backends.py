@@ -12,7 +12,7 @@ from sayiir_server.store import Backend
 BACKEND_KINDS = ("memory", "sqlite", "postgres")
 """Every backend kind the contract suite knows how to open."""
 
-ACTIVE_BACKEND_KINDS: tuple[str, ...] = ("memory", "sqlite")
+ACTIVE_BACKEND_KINDS: tuple[str, ...] = ("memory", "sqlite", "postgres")
 """The kinds whose backend exists; each backend's author adds its kind here when it lands."""
 
 

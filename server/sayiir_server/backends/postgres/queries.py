@@ -1,0 +1,268 @@
+"""Every SQL statement of the PostgreSQL backend, named and described in one place.
+
+Snapshot writes all share one shape: the row values $1..$13 in column order
+(rows.SnapshotRow), then $14, the wakeup NOTIFY payload or NULL, and $15, the
+NOTIFY channel (one per schema). The statement
+announces the task (pg_notify, delivered only when the transaction commits)
+unless the replaced row was already at that same task, and returns one row
+when it wrote.
+"""
+
+from __future__ import annotations
+
+_COLUMNS = """
+    instance_id, snapshot, state, position, current_task_id, ready_task_id, priority,
+    updated_at, wake_at, signal_name, tags, last_failed_worker, next_retry_at
+"""
+
+_VALUES = """
+    $1::text, $2::bytea, $3::text, $4::text, $5::bytea, $6::bytea, $7::bigint,
+    $8::timestamptz, $9::timestamptz, $10::text, $11::text[], $12::text, $13::timestamptz
+"""
+
+# A Completed/Failed snapshot no longer carries its task results: keep the last snapshot
+# that did (results_to_retain in sayiir_server.snapshots, expressed over rows).
+_OVERWRITE = """
+    ON CONFLICT (instance_id) DO UPDATE SET
+        snapshot = excluded.snapshot, state = excluded.state, position = excluded.position,
+        current_task_id = excluded.current_task_id, ready_task_id = excluded.ready_task_id,
+        priority = excluded.priority, updated_at = excluded.updated_at, wake_at = excluded.wake_at,
+        signal_name = excluded.signal_name, tags = excluded.tags,
+        last_failed_worker = excluded.last_failed_worker, next_retry_at = excluded.next_retry_at,
+        retained_from = CASE
+            WHEN excluded.state NOT IN ('completed', 'failed') THEN NULL
+            WHEN s.state IN ('in_progress', 'paused', 'cancelled') THEN s.snapshot
+            ELSE s.retained_from
+        END
+"""
+
+_PREVIOUS = "previous AS (SELECT current_task_id FROM snapshots WHERE instance_id = $1::text)"
+
+_ANNOUNCE = """
+SELECT CASE
+    WHEN $14::text IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM previous WHERE previous.current_task_id = $5::bytea)
+    THEN pg_notify($15::text, $14::text)
+END AS announced
+FROM saved
+"""
+
+SAVE_SNAPSHOT = f"""
+WITH {_PREVIOUS},
+saved AS (
+    INSERT INTO snapshots AS s ({_COLUMNS}) VALUES ({_VALUES})
+    {_OVERWRITE}
+    RETURNING 1
+)
+{_ANNOUNCE}
+"""
+"""Insert or overwrite a snapshot (also the write of every read-modify-write transaction)."""
+
+SAVE_SNAPSHOT_FENCED = f"""
+WITH claim AS (
+    SELECT 1 FROM claims
+    WHERE instance_id = $1::text AND task_id = $16::bytea AND worker_id = $17::text
+      AND (expires_at IS NULL OR expires_at > $18::timestamptz)
+    FOR UPDATE
+),
+{_PREVIOUS},
+saved AS (
+    INSERT INTO snapshots AS s ({_COLUMNS}) SELECT {_VALUES} WHERE EXISTS (SELECT 1 FROM claim)
+    {_OVERWRITE}
+    RETURNING 1
+)
+{_ANNOUNCE}
+"""
+"""Save only while $17 holds a live claim on ($1, $16) at $18; the claim row stays locked until commit."""
+
+INSERT_SNAPSHOT_IF_ABSENT = f"""
+WITH previous AS (SELECT NULL::bytea AS current_task_id WHERE false),
+saved AS (
+    INSERT INTO snapshots ({_COLUMNS}) VALUES ({_VALUES})
+    ON CONFLICT (instance_id) DO NOTHING
+    RETURNING 1
+)
+{_ANNOUNCE}
+"""
+"""Insert unless the instance exists (prepare_run's atomic create)."""
+
+LOAD_SNAPSHOT = "SELECT snapshot FROM snapshots WHERE instance_id = $1"
+
+LOCK_SNAPSHOT = "SELECT snapshot FROM snapshots WHERE instance_id = $1 FOR UPDATE"
+"""Read-modify-write composites start here: the row stays locked until commit."""
+
+SHARE_SNAPSHOT = "SELECT snapshot FROM snapshots WHERE instance_id = $1 FOR SHARE"
+"""store_signal: the state it checks cannot change before the signal is stored."""
+
+LOAD_TASK_RESULT_SOURCES = "SELECT snapshot, retained_from FROM snapshots WHERE instance_id = $1"
+
+DELETE_SNAPSHOT = "DELETE FROM snapshots WHERE instance_id = $1 RETURNING 1"
+
+LIST_SNAPSHOTS = "SELECT instance_id FROM snapshots ORDER BY instance_id"
+
+LIST_SNAPSHOTS_PAGE = """
+SELECT instance_id FROM snapshots
+WHERE $1::text IS NULL OR instance_id > $1::text
+ORDER BY instance_id
+LIMIT $2
+"""
+
+# -- signals and events -----------------------------------------------------------------------
+
+STORE_SIGNAL = """
+INSERT INTO signals (instance_id, kind, request) VALUES ($1, $2, $3)
+ON CONFLICT (instance_id, kind) DO UPDATE SET request = excluded.request
+"""
+
+GET_SIGNAL = "SELECT request FROM signals WHERE instance_id = $1 AND kind = $2"
+
+GET_SIGNALS = "SELECT kind, request FROM signals WHERE instance_id = $1"
+
+HAS_SIGNAL = "SELECT EXISTS (SELECT 1 FROM signals WHERE instance_id = $1 AND kind = ANY($2::smallint[]))"
+"""The lock-free fast path of the check composites: nothing pending means nothing to apply."""
+
+CLEAR_SIGNAL = "DELETE FROM signals WHERE instance_id = $1 AND kind = $2"
+
+SEND_EVENT = "INSERT INTO events (instance_id, signal_name, payload) VALUES ($1, $2, $3)"
+
+CONSUME_EVENT = """
+DELETE FROM events
+WHERE id = (
+    SELECT id FROM events
+    WHERE instance_id = $1 AND signal_name = $2
+    ORDER BY id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING payload
+"""
+"""Pop the oldest event; concurrent consumers each get a different one."""
+
+# -- claims -----------------------------------------------------------------------------------
+
+CLAIM_TASK = """
+INSERT INTO claims AS c (instance_id, task_id, worker_id, claimed_at, expires_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (instance_id, task_id) DO UPDATE
+    SET worker_id = excluded.worker_id, claimed_at = excluded.claimed_at, expires_at = excluded.expires_at
+    WHERE c.expires_at IS NOT NULL AND c.expires_at <= excluded.claimed_at
+RETURNING 1
+"""
+"""Claim, or replace an expired claim, in one statement; no row back while a live claim exists."""
+
+RELEASE_TASK_CLAIM = """
+WITH holder AS (SELECT worker_id FROM claims WHERE instance_id = $1 AND task_id = $2),
+released AS (
+    DELETE FROM claims WHERE instance_id = $1 AND task_id = $2 AND worker_id = $3
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM released) AS done, (SELECT worker_id FROM holder) AS holder
+"""
+
+EXTEND_TASK_CLAIM = """
+WITH holder AS (SELECT worker_id FROM claims WHERE instance_id = $1 AND task_id = $2),
+extended AS (
+    UPDATE claims SET expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE $4::timestamptz END
+    WHERE instance_id = $1 AND task_id = $2 AND worker_id = $3
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM extended) AS done, (SELECT worker_id FROM holder) AS holder
+"""
+
+# -- dispatch ---------------------------------------------------------------------------------
+
+DUE_INSTANCES = """
+WITH expired AS (
+    DELETE FROM claims WHERE expires_at <= $1::timestamptz
+)
+(
+    SELECT instance_id FROM snapshots WHERE wake_at <= $1::timestamptz
+    UNION
+    SELECT s.instance_id FROM snapshots s
+    WHERE s.signal_name IS NOT NULL
+      AND EXISTS (SELECT 1 FROM events e WHERE e.instance_id = s.instance_id AND e.signal_name = s.signal_name)
+)
+LIMIT $2
+"""
+"""Rule 1 (drop expired claims) and the lock-free look for rule 2 work: due delays, timed-out or fed signals."""
+
+LOCK_DUE = """
+SELECT s.snapshot FROM snapshots s
+WHERE s.instance_id = ANY($1::text[])
+  AND (s.wake_at IS NOT NULL OR s.signal_name IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
+ORDER BY s.instance_id
+FOR UPDATE SKIP LOCKED
+"""
+"""Lock the due rows no other replica is advancing; instances with a pending signal are left alone."""
+
+_CANDIDATE_FILTER = """
+      AND (s.next_retry_at IS NULL OR s.next_retry_at <= $4::timestamptz)
+      AND (cardinality($5::text[]) = 0 OR s.tags <@ $5::text[])
+      AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
+      AND NOT EXISTS (
+          SELECT 1 FROM claims c
+          WHERE c.instance_id = s.instance_id AND c.task_id = s.ready_task_id
+            AND (c.expires_at IS NULL OR c.expires_at > $4::timestamptz)
+      )
+"""
+
+FIND_CANDIDATES = f"""
+WITH RECURSIVE priorities (priority) AS (
+    (SELECT priority FROM snapshots WHERE ready_task_id IS NOT NULL ORDER BY priority LIMIT 1)
+    UNION ALL
+    SELECT (
+        SELECT s.priority FROM snapshots s
+        WHERE s.ready_task_id IS NOT NULL AND s.priority > p.priority
+        ORDER BY s.priority LIMIT 1
+    )
+    FROM priorities p WHERE p.priority IS NOT NULL
+),
+candidates AS (
+    SELECT c.* FROM priorities p CROSS JOIN LATERAL (
+        SELECT s.instance_id, s.snapshot, s.priority, s.updated_at, false AS failed_here
+        FROM snapshots s
+        WHERE s.ready_task_id IS NOT NULL AND s.priority = p.priority
+          AND s.last_failed_worker IS DISTINCT FROM $1::text
+          {_CANDIDATE_FILTER}
+        ORDER BY s.updated_at, s.instance_id
+        LIMIT $2
+    ) c
+    WHERE p.priority IS NOT NULL
+    UNION ALL
+    (
+        SELECT s.instance_id, s.snapshot, s.priority, s.updated_at, true AS failed_here
+        FROM snapshots s
+        WHERE s.ready_task_id IS NOT NULL AND s.last_failed_worker = $1::text
+          {_CANDIDATE_FILTER}
+        ORDER BY s.priority * $3::float8 + extract(epoch FROM s.updated_at), s.instance_id
+        LIMIT $2
+    )
+)
+SELECT snapshot FROM candidates
+ORDER BY failed_here, priority * $3::float8 + extract(epoch FROM updated_at), instance_id
+LIMIT $2
+"""
+"""Rules 3–5 as one bounded query over the snapshots_ready partial index.
+
+Effective priority = priority − (now − updated_at) / aging; for one call `now` and
+`aging` ($3, seconds) are fixed, so it orders like priority × aging + updated_at.
+Within one priority that is updated_at order, so the query walks the index once
+per distinct priority (found by a skip scan), oldest first, and stops after $2
+fitting rows each: it never reads the whole table. Tasks this worker ($1) failed
+last come after all others (anti-affinity), from their own small index.
+"""
+
+FIND_HINTED_CANDIDATE = """
+SELECT s.snapshot FROM snapshots s
+WHERE s.instance_id = $1 AND s.current_task_id = $2
+  AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
+  AND NOT EXISTS (
+      SELECT 1 FROM claims c
+      WHERE c.instance_id = s.instance_id AND c.task_id = s.current_task_id
+        AND (c.expires_at IS NULL OR c.expires_at > $3::timestamptz)
+  )
+"""
+"""A hinted task by key; the rest of rule 3 is checked on the snapshot."""
+
+PING = "SELECT 1"

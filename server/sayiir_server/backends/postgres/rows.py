@@ -1,0 +1,170 @@
+"""Between protobuf messages and table rows: the derived dispatch columns, blob decoding, NOTIFY payloads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import astuple, dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from sayiir_client.errors import SerializationError
+from sayiir_client.v1 import messages_pb2 as pb
+from sayiir_server import dispatch
+from sayiir_server.model import completed_tasks, current_task_id, find_result, state_of, to_datetime
+
+NOTIFY_CHANNEL = "sayiir_wakeups"
+"""The LISTEN/NOTIFY channel wakeup hints travel on, in the default schema (channels are per database)."""
+
+
+def notify_channel(schema: str | None) -> str:
+    """One channel per schema, so deployments sharing a database in separate schemas never wake each other."""
+    return NOTIFY_CHANNEL if schema is None else f"{NOTIFY_CHANNEL}_{schema}"
+
+
+MAX_NOTIFY_PAYLOAD = 7999
+"""PostgreSQL refuses NOTIFY payloads of 8000 bytes or more."""
+
+_HINT_PREFIX = "h:"
+"""Payload = this + base64 of a serialized TaskWakeupHint."""
+
+_INSTANCE_PREFIX = "i:"
+"""Payload = this + an instance id, when the hint itself is too large: the listener loads the snapshot."""
+
+
+@dataclass(frozen=True)
+class SnapshotRow:
+    """The values of one snapshots row, in column order (see migrations/0001_initial.sql)."""
+
+    instance_id: str
+    snapshot: bytes
+    state: str
+    position: str | None
+    current_task_id: bytes | None
+    ready_task_id: bytes | None
+    priority: int
+    updated_at: datetime
+    wake_at: datetime | None
+    signal_name: str | None
+    tags: list[str]
+    last_failed_worker: str | None
+    next_retry_at: datetime | None
+
+    def values(self) -> tuple[object, ...]:
+        return astuple(self)
+
+
+def snapshot_row(snapshot: pb.WorkflowSnapshot) -> SnapshotRow:
+    """Derive the row of a snapshot a client sent; SerializationError when a timestamp is out of range."""
+    try:
+        return _derive_row(snapshot)
+    except (ValueError, OverflowError) as error:
+        message = f"snapshot {snapshot.instance_id!r} cannot be stored: {error}"
+        raise SerializationError(message, stored=False) from error
+
+
+def _derive_row(snapshot: pb.WorkflowSnapshot) -> SnapshotRow:
+    running = state_of(snapshot) == "in_progress"
+    task_id = current_task_id(snapshot)
+    ready = task_id if task_id is not None and _is_runnable(snapshot, task_id) else None
+    retry = dispatch.retry_state(snapshot, ready) if ready is not None else None
+    due = _wake_at(snapshot)
+    return SnapshotRow(
+        instance_id=snapshot.instance_id,
+        snapshot=snapshot.SerializeToString(),
+        state=state_of(snapshot),
+        position=snapshot.in_progress.position.WhichOneof("position") if running else None,
+        current_task_id=task_id,
+        ready_task_id=ready,
+        priority=snapshot.task_priority if snapshot.HasField("task_priority") else dispatch.DEFAULT_PRIORITY,
+        updated_at=to_datetime(snapshot.updated_at),
+        wake_at=_round_up(due) if due is not None else None,
+        signal_name=dispatch.awaited_signal_name(snapshot),
+        tags=list(snapshot.task_tags),
+        last_failed_worker=_last_failed_worker(retry),
+        next_retry_at=_next_retry_at(retry),
+    )
+
+
+def _last_failed_worker(retry: pb.TaskRetryState | None) -> str | None:
+    return retry.last_failed_worker if retry is not None and retry.HasField("last_failed_worker") else None
+
+
+def _next_retry_at(retry: pb.TaskRetryState | None) -> datetime | None:
+    return _round_up(retry.next_retry_at) if retry is not None and retry.HasField("next_retry_at") else None
+
+
+def _wake_at(snapshot: pb.WorkflowSnapshot) -> Timestamp | None:
+    """The stored timestamp behind dispatch.wake_at (which truncates nanoseconds)."""
+    if dispatch.wake_at(snapshot) is None:
+        return None
+    position = snapshot.in_progress.position
+    return position.at_delay.wake_at if position.HasField("at_delay") else position.at_signal.wake_at
+
+
+def _is_runnable(snapshot: pb.WorkflowSnapshot, task_id: bytes) -> bool:
+    """Rule 3's snapshot-only conditions that never change with time: not yet completed, an input exists."""
+    completed = find_result(snapshot.in_progress.completed_tasks, task_id) is not None
+    return not completed and dispatch.task_input(snapshot) is not None
+
+
+def _round_up(moment: Timestamp) -> datetime:
+    """PostgreSQL keeps microseconds: round up, so SQL never finds due what the shared rules still see waiting."""
+    return to_datetime(moment) + (timedelta(microseconds=1) if moment.nanos % 1000 else timedelta())
+
+
+def decode_snapshot(blob: bytes) -> pb.WorkflowSnapshot:
+    return _decode(pb.WorkflowSnapshot, blob)
+
+
+def decode_signal_request(blob: bytes) -> pb.SignalRequest:
+    return _decode(pb.SignalRequest, blob)
+
+
+_M = TypeVar("_M", pb.WorkflowSnapshot, pb.SignalRequest)
+
+
+def _decode(kind: type[_M], blob: bytes) -> _M:
+    message = kind()
+    try:
+        message.ParseFromString(blob)
+    except DecodeError as error:
+        raise SerializationError(f"stored {kind.__name__} is corrupt: {error}", stored=True) from error
+    return message
+
+
+def retained_results(retained_from: bytes | None) -> list[pb.TaskResult]:
+    """The task results a Completed/Failed row keeps beside its snapshot."""
+    return [] if retained_from is None else list(completed_tasks(decode_snapshot(retained_from)))
+
+
+def hint_payload(snapshot: pb.WorkflowSnapshot) -> str | None:
+    """The NOTIFY payload announcing this snapshot's task, when it has one that is ready; else None.
+
+    Whether the write actually made it ready (the previous snapshot was at another
+    task) is decided in SQL, against the row being replaced.
+    """
+    hint = dispatch.ready_hint(None, snapshot)
+    if hint is None:
+        return None
+    payload = _HINT_PREFIX + base64.b64encode(hint.SerializeToString()).decode("ascii")
+    if len(payload.encode()) > MAX_NOTIFY_PAYLOAD:
+        return _INSTANCE_PREFIX + snapshot.instance_id
+    return payload
+
+
+def parse_hint_payload(payload: str) -> pb.TaskWakeupHint | str | None:
+    """A hint, or the instance id whose snapshot the listener must load, or None for a payload it cannot read."""
+    if payload.startswith(_INSTANCE_PREFIX):
+        return payload.removeprefix(_INSTANCE_PREFIX)
+    if not payload.startswith(_HINT_PREFIX):
+        return None
+    hint = pb.TaskWakeupHint()
+    try:
+        hint.ParseFromString(base64.b64decode(payload.removeprefix(_HINT_PREFIX), validate=True))
+    except (binascii.Error, DecodeError):
+        return None
+    return hint
