@@ -167,7 +167,8 @@ def duration(value: Duration, field: str) -> timedelta:
 
 def non_negative_duration(value: Duration, field: str) -> timedelta:
     result = duration(value, field)
-    if result < timedelta(0):
+    # Checked on the fields: timedelta rounds a sub-microsecond negative duration to zero.
+    if value.seconds < 0 or value.nanos < 0:
         raise InvalidFieldError(field, "must not be negative")
     return result
 

@@ -162,8 +162,9 @@ def test_durations_out_of_range_or_with_mixed_signs_are_rejected(value: Duration
 
 def test_negative_ttl_is_rejected_and_absent_ttl_means_no_expiry() -> None:
     assert validation.claim_ttl(rr.ClaimTaskRequest(), is_required=False) is None
-    with _rejects("ttl"):
-        validation.claim_ttl(rr.ClaimTaskRequest(ttl=Duration(seconds=-1)), is_required=False)
+    for negative in (Duration(seconds=-1), Duration(nanos=-1)):
+        with _rejects("ttl"):
+            validation.claim_ttl(rr.ClaimTaskRequest(ttl=negative), is_required=False)
 
 
 def test_extend_requires_a_ttl_and_caps_its_length() -> None:

@@ -1,0 +1,213 @@
+"""`sayiir-server serve`: run the persistence server until SIGTERM or SIGINT.
+
+Every flag can also come from an environment variable SAYIIR_<FLAG> (for
+example SAYIIR_BACKEND); a flag given on the command line wins over the
+environment. Exit codes: 0 after a graceful shutdown, 2 for a bad option or a
+backend that cannot be opened (one error line, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from sayiir_server import __version__
+from sayiir_server.backends import DEFAULT_BACKEND_URL, open_backend
+from sayiir_server.server import PersistenceServer, ServerOptions
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_DEFAULTS = ServerOptions()
+
+logger = logging.getLogger("sayiir_server")
+
+
+class _UsageError(Exception):
+    """A bad option value or a backend that cannot be opened: reported on one line, exit code 2."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value}")
+    return value
+
+
+def _seconds(text: str) -> timedelta:
+    value = float(text)
+    if not 0 <= value < 1e9:
+        raise ValueError(f"must be a number of seconds >= 0, got {text}")
+    return timedelta(seconds=value)
+
+
+def _log_level(text: str) -> str:
+    if text.lower() not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return text.lower()
+
+
+@dataclass(frozen=True)
+class _Flag:
+    name: str
+    metavar: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+
+    @property
+    def option(self) -> str:
+        return f"--{self.name}"
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def env_var(self) -> str:
+        return "SAYIIR_" + self.name.replace("-", "_").upper()
+
+
+SERVE_FLAGS = (
+    _Flag("listen", "HOST:PORT", str, _DEFAULTS.listen, "HOST:PORT to listen on; port 0 picks a free port"),
+    _Flag("backend", "URL", str, DEFAULT_BACKEND_URL, "storage URL: memory://, sqlite:///PATH or postgresql://..."),
+    _Flag(
+        "max-message-bytes",
+        "BYTES",
+        _positive_int,
+        _DEFAULTS.max_message_bytes,
+        "largest message received or sent, in bytes",
+    ),
+    _Flag(
+        "grace-period",
+        "SECONDS",
+        _seconds,
+        _DEFAULTS.grace_period,
+        "seconds in-flight calls may take to finish on shutdown",
+    ),
+    _Flag(
+        "max-wait-timeout",
+        "SECONDS",
+        _seconds,
+        _DEFAULTS.max_wait_timeout,
+        "cap of WaitForWakeup's timeout, in seconds",
+    ),
+    _Flag("log-level", "LEVEL", _log_level, "info", "one of " + ", ".join(LOG_LEVELS)),
+)
+
+
+def _shown(value: Any) -> str:
+    return f"{value.total_seconds():g}" if isinstance(value, timedelta) else str(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sayiir-server", description="The sayiir persistence layer over gRPC.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server until SIGTERM or SIGINT")
+    for flag in SERVE_FLAGS:
+        # default=None tells "not given" apart, so the environment can fill it in (see resolve_flags).
+        serve.add_argument(
+            flag.option,
+            dest=flag.dest,
+            metavar=flag.metavar,
+            default=None,
+            help=f"{flag.help} (env {flag.env_var}, default {_shown(flag.default)})",
+        )
+    return parser
+
+
+def resolve_flags(arguments: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Each flag's value: command line, else its environment variable, else its default."""
+    values: dict[str, Any] = {}
+    for flag in SERVE_FLAGS:
+        given = getattr(arguments, flag.dest)
+        source, text = (flag.option, given) if given is not None else (flag.env_var, environ.get(flag.env_var))
+        if text is None:
+            values[flag.dest] = flag.default
+            continue
+        try:
+            values[flag.dest] = flag.parse(text)
+        except ValueError as error:
+            raise _UsageError(f"invalid {source} value {text!r}: {error}") from None
+    return values
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def serve(backend_url: str, options: ServerOptions) -> int:
+    """Open the backend, serve until SIGTERM or SIGINT, drain, and return the exit code."""
+    try:
+        backend = await open_backend(backend_url)
+    except Exception as error:
+        raise _UsageError(f"cannot open backend {redacted(backend_url)}: {error}") from None
+    try:
+        server = PersistenceServer(backend, options)
+    except Exception as error:
+        await backend.close()
+        raise _UsageError(f"cannot listen on {options.listen}: {error}") from None
+    stop_requested = asyncio.Event()
+    _on_signals(lambda name: _request_stop(name, stop_requested))
+    await server.start()
+    try:
+        await stop_requested.wait()
+    finally:
+        await server.stop()
+    return EXIT_OK
+
+
+def _request_stop(signal_name: str, stop_requested: asyncio.Event) -> None:
+    if stop_requested.is_set():
+        logger.info("%s received while draining; still draining", signal_name)
+        return
+    logger.info("%s received: shutting down", signal_name)
+    stop_requested.set()
+
+
+def _on_signals(handler: Callable[[str], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for received in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(received, handler, received.name)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    try:
+        values = resolve_flags(arguments, os.environ if environ is None else environ)
+        _configure_logging(values["log_level"])
+        options = ServerOptions(
+            listen=values["listen"],
+            max_message_bytes=values["max_message_bytes"],
+            grace_period=values["grace_period"],
+            max_wait_timeout=values["max_wait_timeout"],
+        )
+        return asyncio.run(serve(values["backend"], options))
+    except _UsageError as error:
+        print(f"sayiir-server: error: {error}", file=sys.stderr)
+        return EXIT_USAGE

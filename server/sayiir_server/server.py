@@ -1,0 +1,136 @@
+"""The gRPC server process: the five persistence services, health, reflection and a graceful drain."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from sayiir_server import __version__
+from sayiir_server.servicers import SERVICE_NAMES, Drain, mount, persistence_servicers
+from sayiir_server.store import Backend
+
+logger = logging.getLogger(__name__)
+
+HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+REFLECTION_SERVICE_NAME = reflection.SERVICE_NAME
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """How the server listens and shuts down."""
+
+    listen: str = "127.0.0.1:50051"
+    """HOST:PORT to bind; port 0 picks a free port (see PersistenceServer.port)."""
+
+    max_message_bytes: int = 16 * 1024 * 1024
+    """Largest message accepted and sent, in bytes (a snapshot carries every completed task's output)."""
+
+    grace_period: timedelta = timedelta(seconds=10)
+    """On stop, how long in-flight calls may finish before they are cancelled."""
+
+    max_wait_timeout: timedelta = timedelta(seconds=60)
+    """Cap of WaitForWakeup's timeout: a longer timeout is clamped to it (not refused)."""
+
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+    """Server interceptors (auth, metrics, logs), outermost first."""
+
+    server_credentials: grpc.ServerCredentials | None = None
+    """TLS credentials; None listens in plaintext."""
+
+
+def add_persistence_servicers(server: grpc.aio.Server, backend: Backend, options: ServerOptions) -> Drain:
+    """Mount the five persistence services on any aio server; start the returned Drain to end open waits."""
+    drain = Drain()
+    for servicer in persistence_servicers(backend, drain, options.max_wait_timeout):
+        mount(server, servicer)
+    return drain
+
+
+class PersistenceServer:
+    """A grpc.aio server serving one backend, with health checking and reflection.
+
+    `stop()` drains: health turns NOT_SERVING, new calls are refused, open
+    WatchWakeups streams and WaitForWakeup calls end, in-flight unary calls get
+    the grace period to finish, then the backend is closed.
+    """
+
+    def __init__(self, backend: Backend, options: ServerOptions | None = None) -> None:
+        self.backend = backend
+        self.options = options or ServerOptions()
+        self._server = grpc.aio.server(
+            interceptors=tuple(self.options.interceptors),
+            options=[
+                ("grpc.max_send_message_length", self.options.max_message_bytes),
+                ("grpc.max_receive_message_length", self.options.max_message_bytes),
+            ],
+        )
+        self._drain = add_persistence_servicers(self._server, backend, self.options)
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, HEALTH_SERVICE_NAME, REFLECTION_SERVICE_NAME), self._server
+        )
+        self.port = self._bind(self.options.listen)
+        self._stopped = False
+
+    def _bind(self, listen: str) -> int:
+        credentials = self.options.server_credentials
+        if credentials is None:
+            port = self._server.add_insecure_port(listen)
+        else:
+            port = self._server.add_secure_port(listen, credentials)
+        if port == 0:  # older grpc versions report a failed bind as port 0 instead of raising
+            raise RuntimeError(f"cannot listen on {listen}")
+        return port
+
+    @property
+    def address(self) -> str:
+        """HOST:PORT actually bound (the port filled in when `listen` asked for port 0)."""
+        host = self.options.listen.rpartition(":")[0]
+        return f"{host}:{self.port}"
+
+    async def start(self) -> None:
+        for name in ("", *SERVICE_NAMES):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._server.start()
+        logger.info(
+            "sayiir-server %s listening on %s (backend: %s, %s)",
+            __version__,
+            self.address,
+            self.backend.description,
+            "TLS" if self.options.server_credentials is not None else "plaintext",
+        )
+
+    async def stop(self, grace: timedelta | None = None) -> None:
+        """Drain and stop; the backend is closed afterwards. Calling it again does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        grace = self.options.grace_period if grace is None else grace
+        logger.info("draining: grace period %.1f s", grace.total_seconds())
+        await self._health.enter_graceful_shutdown()
+        self._drain.start()
+        try:
+            await self._server.stop(grace.total_seconds())
+        finally:
+            await self.backend.close()
+        logger.info("stopped")
+
+    async def wait_for_termination(self) -> None:
+        await self._server.wait_for_termination()
+
+    async def __aenter__(self) -> PersistenceServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.stop()
