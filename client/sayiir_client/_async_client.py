@@ -24,9 +24,6 @@ from sayiir_client.v1 import service_pb2_grpc as services
 _Request = TypeVar("_Request")
 _Response = TypeVar("_Response")
 
-HEALTH_SERVICE = ""
-"""Service name asked of grpc.health.v1: "" is the server as a whole, storage included."""
-
 
 class AsyncPersistenceClient:
     """Asyncio client of the persistence service.
@@ -62,7 +59,7 @@ class AsyncPersistenceClient:
             token: Bearer token sent as "authorization: Bearer <token>" metadata on every call.
             deadline: Deadline of each call; None waits forever. Long polls get their wait on top.
             retry: Backoff for UNAVAILABLE on the idempotent RPCs (see options.IDEMPOTENT_METHODS); None disables.
-            keepalive: HTTP/2 keepalive pings; None uses gRPC's defaults.
+            keepalive: HTTP/2 keepalive pings (see KeepaliveOptions); None sends none.
             max_message_bytes: Largest message sent or received (default 16 MiB, as the server); None: gRPC's 4 MiB.
         """
         _wire.check_target(target, channel is not None)
@@ -111,7 +108,7 @@ class AsyncPersistenceClient:
 
     async def check_health(self) -> None:
         """Ask grpc.health.v1 whether the server (storage included) serves; BackendUnavailableError when not."""
-        request = health_pb2.HealthCheckRequest(service=HEALTH_SERVICE)
+        request = health_pb2.HealthCheckRequest(service=_wire.HEALTH_SERVICE)
         response = await self._call(self._health.Check, request)
         if response.status != health_pb2.HealthCheckResponse.SERVING:
             name = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)

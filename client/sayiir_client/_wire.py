@@ -16,6 +16,8 @@ SignalKind: TypeAlias = enums.SignalKind.ValueType
 ControlSignal: TypeAlias = enums.ControlSignal.ValueType
 ConflictPolicy: TypeAlias = enums.ConflictPolicy.ValueType
 
+HEALTH_SERVICE = ""
+"""Service name check_health asks grpc.health.v1 about: "" is the server as a whole, storage included."""
 USER_AGENT = "sayiir-client-python/0.1"
 MAX_PAGE_SIZE = 1000
 """Largest page ListSnapshots serves."""

@@ -77,14 +77,20 @@ class RetryOptions:
 
 @dataclass(frozen=True)
 class KeepaliveOptions:
-    """HTTP/2 pings that detect a dead connection while the client is idle or long-polling."""
+    """HTTP/2 pings that detect a dead connection under a long poll or an open WatchWakeups stream.
 
-    interval: timedelta = timedelta(seconds=30)
-    """Time between pings (grpc.keepalive_time_ms). Servers refuse pings more often than they allow."""
-    timeout: timedelta = timedelta(seconds=15)
+    The defaults respect what a gRPC server accepts unless configured otherwise: pings at most every
+    5 minutes and none while no call is open. A server receiving pings more often hangs up with
+    GOAWAY "too_many_pings", so shorten `interval` only together with the server's
+    grpc.http2.min_ping_interval_without_data_ms (and grpc.keepalive_permit_without_calls).
+    """
+
+    interval: timedelta = timedelta(minutes=5, seconds=10)
+    """Time between pings (grpc.keepalive_time_ms); just above gRPC servers' default minimum of 5 minutes."""
+    timeout: timedelta = timedelta(seconds=20)
     """How long to wait for a ping's answer before the connection is considered dead."""
-    permit_without_calls: bool = True
-    """Ping even when no call is in flight, so an idle worker notices a dead server before its next call."""
+    permit_without_calls: bool = False
+    """Ping even when no call is in flight; gRPC servers refuse such pings unless told to permit them."""
 
 
 DEFAULT_DEADLINE = timedelta(seconds=30)
