@@ -9,6 +9,7 @@ from sayiir_client._async_client import AsyncPersistenceClient
 from sayiir_client._sync_client import PersistenceClient
 from sayiir_client._wire import ConflictPolicy, ControlSignal, SignalKind
 from sayiir_client.errors import (
+    AccessDeniedError,
     AlreadyExistsError,
     BackendError,
     BackendUnavailableError,
@@ -22,6 +23,7 @@ from sayiir_client.errors import (
     RunBackendFailureError,
     RunConflictError,
     SerializationError,
+    ServerUnavailableError,
     TransportError,
 )
 from sayiir_client.ids import DefinitionHash, TaskId
@@ -30,6 +32,7 @@ from sayiir_client.options import DEFAULT_DEADLINE, IDEMPOTENT_METHODS, Keepaliv
 __all__ = [
     "DEFAULT_DEADLINE",
     "IDEMPOTENT_METHODS",
+    "AccessDeniedError",
     "AlreadyExistsError",
     "AsyncPersistenceClient",
     "BackendError",
@@ -50,6 +53,7 @@ __all__ = [
     "RunBackendFailureError",
     "RunConflictError",
     "SerializationError",
+    "ServerUnavailableError",
     "SignalKind",
     "TaskId",
     "TransportError",

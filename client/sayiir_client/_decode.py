@@ -15,6 +15,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from sayiir_client.errors import (
+    AccessDeniedError,
     BackendUnavailableError,
     CannotCancelError,
     CannotPauseError,
@@ -23,6 +24,7 @@ from sayiir_client.errors import (
     NotFoundError,
     RunConflictError,
     SerializationError,
+    ServerUnavailableError,
     TransportError,
 )
 from sayiir_client.v1 import error_details_pb2 as details
@@ -32,6 +34,12 @@ ERROR_DOMAIN = "persistence.sayiir.dev"
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 """Trailer carrying the serialized google.rpc.Status."""
+
+TRANSIENT_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+"""Codes that, without an ErrorInfo, mean the server was not reached or did not answer in time."""
+
+ACCESS_DENIED_CODES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+"""Codes of a refused caller, whether the server's auth or a proxy in front of it refused."""
 
 
 def error_from_rpc_error(error: grpc.RpcError) -> Exception:
@@ -49,12 +57,18 @@ Trailers = Iterable[tuple[str, str | bytes]]
 def decode_status(code: grpc.StatusCode, message: str, trailing_metadata: Trailers) -> Exception:
     """Map a status (code, message, trailers) to the error tree of sayiir_client.errors."""
     status = _rich_status(trailing_metadata)
-    info = _error_info(status)
     conflict = _run_conflict(status)
     if conflict is not None:
         return RunConflictError.from_conflict(conflict, message)
+    if code in ACCESS_DENIED_CODES:
+        return AccessDeniedError(code, message)
+    info = _error_info(status)
     if info is None:
-        return TransportError(code, message)
+        return ServerUnavailableError(code, message) if code in TRANSIENT_CODES else TransportError(code, message)
+    return _from_reason(code, message, info)
+
+
+def _from_reason(code: grpc.StatusCode, message: str, info: error_details_pb2.ErrorInfo) -> Exception:
     reason = info.reason
     if reason == "NOT_FOUND":
         return NotFoundError(message)
@@ -71,7 +85,7 @@ def decode_status(code: grpc.StatusCode, message: str, trailing_metadata: Traile
     if reason == "INVALID_ARGUMENT":
         return InvalidArgumentError(info.metadata.get("field", ""), message)
     # A reason this client does not know yet (or a RunConflict reason without its detail).
-    return TransportError(code, message)
+    return TransportError(code, message, reason)
 
 
 def _rich_status(trailing_metadata: Trailers) -> status_pb2.Status | None:

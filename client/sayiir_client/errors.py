@@ -147,18 +147,41 @@ class RunBackendFailureError(RunConflictError):
         super().__init__(conflict, f"storage failure: {message}")
 
 
-class TransportError(BackendUnavailableError):
-    """The call failed without a domain error: the server was unreachable, the deadline passed, or it
-    answered with a status the contract does not define (no ErrorInfo of ours).
+class TransportError(BackendError):
+    """Client-side: the call failed without an error of this contract (no ErrorInfo reason the client
+    knows), e.g. a server bug (INTERNAL), an unimplemented method, or a proxy's refusal.
 
-    It is a BackendUnavailableError because, to a worker, an unreachable server is an unreachable
-    store: the same retry-later handling applies. `code` is the gRPC status code (a `grpc.StatusCode`).
+    `code` is the gRPC status code (a `grpc.StatusCode`); `reason` is the unknown ErrorInfo reason, if any.
     """
 
     reason = "BACKEND"
 
-    def __init__(self, code: StatusCode, message: str) -> None:
+    def __init__(self, code: StatusCode, message: str, reason: str = "") -> None:
         super().__init__(f"{code.name}: {message}" if message else code.name)
+        self.code = code
+        if reason:
+            self.reason = reason
+
+
+class ServerUnavailableError(TransportError, BackendUnavailableError):
+    """Client-side: the server could not be reached or did not answer in time (UNAVAILABLE or
+    DEADLINE_EXCEEDED with no ErrorInfo).
+
+    A BackendUnavailableError too: to a worker an unreachable server is an unreachable store, so the
+    same retry-later handling applies.
+    """
+
+
+class AccessDeniedError(Exception):
+    """Client-side: the server refused the caller (UNAUTHENTICATED: missing or unknown token;
+    PERMISSION_DENIED: the token's role may not call the method).
+
+    Not a BackendError: a wrong or revoked token is a configuration problem that no retry fixes.
+    `code` is the gRPC status code.
+    """
+
+    def __init__(self, code: StatusCode, message: str) -> None:
+        super().__init__(message or code.name)
         self.code = code
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import IO, Any
 
@@ -23,9 +24,11 @@ _STOP_TIMEOUT_SECONDS = 15.0
 
 
 @asynccontextmanager
-async def served_backend(backend: Backend) -> AsyncIterator[str]:
+async def served_backend(
+    backend: Backend, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+) -> AsyncIterator[str]:
     """Serve `backend` in-process on a free port; yields "127.0.0.1:PORT". The backend stays open."""
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=interceptors)
     drain = add_persistence_servicers(server, backend, ServerOptions())
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -96,6 +99,9 @@ def _wait_for_address(process: subprocess.Popen[str], stderr: IO[str], log: list
     reader.start()
     reader.join(max(deadline - time.monotonic(), 0))
     if not found:
+        if not reader.is_alive():  # the log ended: the process is exiting, so its exit code is worth waiting for
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
         raise RuntimeError(f"sayiir-server did not report its address (exit code {process.poll()}): {''.join(log)}")
     return found[0]
 

@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
 from sayiir_client import (
+    AccessDeniedError,
     AlreadyExistsError,
     AsyncPersistenceClient,
     BackendError,
@@ -30,6 +31,7 @@ from sayiir_client import (
     RunBackendFailureError,
     RunConflictError,
     SerializationError,
+    ServerUnavailableError,
     TaskId,
     TransportError,
 )
@@ -166,7 +168,7 @@ async def test_unknown_details_and_foreign_error_infos_are_skipped(
         await client.release_task_claim("order-1", TaskId.from_name("t"), "worker")
 
 
-async def test_an_unknown_reason_of_our_domain_is_a_transport_error_with_its_code(
+async def test_an_unknown_reason_of_our_domain_is_a_transport_error_with_its_code_and_reason(
     fake: FakeServer, client: AsyncPersistenceClient
 ) -> None:
     fake.behaviours["LoadSnapshot"] = failing(error_status(Code.RESOURCE_EXHAUSTED, "", "SOME_FUTURE_REASON"))
@@ -174,7 +176,8 @@ async def test_an_unknown_reason_of_our_domain_is_a_transport_error_with_its_cod
     with pytest.raises(TransportError) as raised:
         await client.load_snapshot("order-1")
 
-    assert raised.value.code == Code.RESOURCE_EXHAUSTED
+    assert (raised.value.code, raised.value.reason) == (Code.RESOURCE_EXHAUSTED, "SOME_FUTURE_REASON")
+    assert not isinstance(raised.value, BackendUnavailableError)
 
 
 async def test_a_status_without_error_info_is_a_transport_error(
@@ -190,6 +193,7 @@ async def test_a_status_without_error_info_is_a_transport_error(
         await client.load_snapshot("order-1")
 
     assert raised.value.code == Code.INTERNAL
+    assert not isinstance(raised.value, BackendUnavailableError)  # a server bug is no reason to retry
 
 
 async def test_an_unreachable_server_is_backend_unavailable() -> None:
@@ -201,21 +205,36 @@ async def test_an_unreachable_server_is_backend_unavailable() -> None:
             with pytest.raises(BackendUnavailableError) as raised:
                 await client.load_snapshot("order-1")
 
-    assert isinstance(raised.value, TransportError)
+    assert isinstance(raised.value, ServerUnavailableError)
     assert raised.value.code == Code.UNAVAILABLE
 
 
-async def test_a_passed_deadline_is_a_transport_error_with_deadline_exceeded(fake: FakeServer) -> None:
+async def test_a_passed_deadline_is_server_unavailable_with_deadline_exceeded(fake: FakeServer) -> None:
     async def slow(request: Message, context: Context) -> Message:
         await asyncio.sleep(5)
         return pb.WorkflowSnapshot()
 
     fake.behaviours["LoadSnapshot"] = slow
     async with AsyncPersistenceClient(fake.address, deadline=timedelta(milliseconds=100)) as client:
-        with pytest.raises(TransportError) as raised:
+        with pytest.raises(ServerUnavailableError) as raised:
             await client.load_snapshot("order-1")
 
     assert raised.value.code == Code.DEADLINE_EXCEEDED
+    assert isinstance(raised.value, BackendUnavailableError)
+
+
+@pytest.mark.parametrize("code", [Code.UNAUTHENTICATED, Code.PERMISSION_DENIED])
+@pytest.mark.parametrize("reason", [None, "UNAUTHENTICATED"], ids=["bare", "with-error-info"])
+async def test_a_refused_caller_is_access_denied_not_a_backend_error(
+    fake: FakeServer, client: AsyncPersistenceClient, code: Code, reason: str | None
+) -> None:
+    fake.behaviours["LoadSnapshot"] = failing(error_status(code, "no", reason))
+
+    with pytest.raises(AccessDeniedError) as raised:
+        await client.load_snapshot("order-1")
+
+    assert raised.value.code == code
+    assert not isinstance(raised.value, BackendError)
 
 
 async def test_the_real_server_errors_decode_to_the_same_classes() -> None:
