@@ -33,11 +33,13 @@ class RunningServer:
 
 
 async def start_server(*arguments: str, cwd: Path) -> RunningServer:
-    """Start the server on a free loopback port and wait for its "listening on" log line."""
+    """Start the server on a free loopback port and wait for its "listening on" log line (logged at info)."""
     process = await asyncio.create_subprocess_exec(
         *SERVER_COMMAND,
         "--listen",
         "127.0.0.1:0",
+        "--log-level",
+        "info",  # the "listening on" line tells the port
         *arguments,
         cwd=cwd,
         stdin=asyncio.subprocess.DEVNULL,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sayiir_server.backends.sqlite.schema import BUSY_TIMEOUT_MS, open_database
 
+SYNCHRONOUS_NORMAL = 1
 SYNCHRONOUS_FULL = 2
 
 
@@ -22,6 +23,14 @@ def test_commits_are_fsynced_with_synchronous_full(tmp_path: Path) -> None:
     connection = open_database(str(tmp_path / "sayiir.db"))
     try:
         assert connection.execute("PRAGMA synchronous").fetchone()[0] == SYNCHRONOUS_FULL
+    finally:
+        connection.close()
+
+
+def test_synchronous_normal_is_available_on_request(tmp_path: Path) -> None:
+    connection = open_database(str(tmp_path / "sayiir.db"), synchronous="normal")
+    try:
+        assert connection.execute("PRAGMA synchronous").fetchone()[0] == SYNCHRONOUS_NORMAL
     finally:
         connection.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,8 +12,8 @@ import pytest
 
 from sayiir_client.errors import BackendUnavailableError, NotFoundError, SerializationError
 from sayiir_server.backends import open_backend
-from sayiir_server.backends.sqlite import SqliteBackend, schema
-from sayiir_server.backends.sqlite.schema import database_path
+from sayiir_server.backends.sqlite import BackendOpenError, SqliteBackend, schema
+from sayiir_server.backends.sqlite.schema import SqliteUrl, parse_url
 from tests.contract.builders import at_task
 
 
@@ -33,7 +34,17 @@ async def backend(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
     ],
 )
 def test_url_names_a_relative_or_absolute_file(url: str, path: str) -> None:
-    assert database_path(url) == path
+    assert parse_url(url) == SqliteUrl(path, synchronous="full")
+
+
+def test_url_may_trade_power_loss_durability_for_speed() -> None:
+    assert parse_url("sqlite:///sayiir.db?synchronous=normal") == SqliteUrl("sayiir.db", synchronous="normal")
+
+
+@pytest.mark.parametrize("url", ["sqlite:///sayiir.db?synchronous=off", "sqlite:///sayiir.db?cache=shared"])
+async def test_url_options_other_than_full_or_normal_synchronous_are_refused(url: str) -> None:
+    with pytest.raises(BackendOpenError, match=re.escape("the only option is synchronous=full|normal")):
+        await SqliteBackend.open(url)
 
 
 async def test_relative_url_opens_a_file_under_the_working_directory(

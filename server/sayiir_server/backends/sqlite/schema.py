@@ -14,7 +14,7 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from importlib import resources
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from sayiir_client.errors import BackendUnavailableError
 from sayiir_server.model import utc_now
@@ -25,8 +25,13 @@ APPLICATION_ID = 0x53415952
 BUSY_TIMEOUT_MS = 5000
 """How long a statement waits for a lock held by another connection before failing."""
 
-SYNCHRONOUS = "FULL"
-"""fsync the WAL at every commit: an acknowledged write survives a process crash and a power loss."""
+SYNCHRONOUS_MODES = ("full", "normal")
+"""PRAGMA synchronous values a URL may ask for (`?synchronous=normal`); the first is the default.
+
+full: the WAL is fsynced at every commit, so an acknowledged write survives a process crash and a
+power loss or OS crash. normal: no fsync at commit (only at checkpoints), so an acknowledged write
+survives a process crash, but the last ones may be lost (never corrupted) on a power loss or OS crash.
+"""
 
 MEMORY_PATH = ":memory:"
 
@@ -52,12 +57,24 @@ class Migration:
         return hashlib.sha256(normalized.encode()).hexdigest()
 
 
-def database_path(url: str) -> str:
-    """The file a `sqlite:///relative.db` or `sqlite:////absolute.db` URL names (`sqlite:///:memory:` too)."""
+@dataclass(frozen=True)
+class SqliteUrl:
+    """What a `sqlite:///PATH[?synchronous=full|normal]` URL asks for."""
+
+    path: str
+    synchronous: str = SYNCHRONOUS_MODES[0]
+
+
+def parse_url(url: str) -> SqliteUrl:
+    """`sqlite:///relative.db` and `sqlite:////absolute.db` (`sqlite:///:memory:` too), optionally `?synchronous=`."""
     parts = urlsplit(url)
     if parts.scheme != "sqlite" or parts.netloc or not parts.path.startswith("/") or len(parts.path) < 2:
         raise BackendOpenError(f"bad SQLite URL {url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db")
-    return parts.path[1:]
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    synchronous = options.pop("synchronous", SYNCHRONOUS_MODES[0]).lower()
+    if options or synchronous not in SYNCHRONOUS_MODES:
+        raise BackendOpenError(f"bad SQLite URL {url!r}: the only option is synchronous={'|'.join(SYNCHRONOUS_MODES)}")
+    return SqliteUrl(parts.path[1:], synchronous)
 
 
 def migrations() -> list[Migration]:
@@ -73,7 +90,7 @@ def migrations() -> list[Migration]:
     return found
 
 
-def open_database(path: str) -> sqlite3.Connection:
+def open_database(path: str, synchronous: str = SYNCHRONOUS_MODES[0]) -> sqlite3.Connection:
     """Connect, check the file is ours (or empty), set the pragmas and apply pending migrations.
 
     Raises BackendOpenError with a one-line reason; the connection belongs to the calling thread.
@@ -83,7 +100,7 @@ def open_database(path: str) -> sqlite3.Connection:
     except sqlite3.Error as error:
         raise BackendOpenError(f"cannot open SQLite database {path}: {error}") from error
     try:
-        _configure(connection, path)
+        _configure(connection, path, synchronous)
         migrate(connection, path)
     except sqlite3.DatabaseError as error:
         connection.close()
@@ -94,13 +111,15 @@ def open_database(path: str) -> sqlite3.Connection:
     return connection
 
 
-def _configure(connection: sqlite3.Connection, path: str) -> None:
+def _configure(connection: sqlite3.Connection, path: str, synchronous: str) -> None:
     connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     _check_identity(connection, path)
     mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if path != MEMORY_PATH and mode != "wal":
         raise BackendOpenError(f"cannot use {path}: SQLite refused WAL journaling (journal_mode is {mode})")
-    connection.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
+    if synchronous not in SYNCHRONOUS_MODES:
+        raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
+    connection.execute(f"PRAGMA synchronous = {synchronous.upper()}")
 
 
 def _check_identity(connection: sqlite3.Connection, path: str) -> None:

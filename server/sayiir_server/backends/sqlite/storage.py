@@ -2,8 +2,10 @@
 
 Each public method is one transaction. Writes use BEGIN IMMEDIATE, so a
 composite (read, apply the shared SPEC rule, write) holds the write lock from
-its first read to its commit. Wakeup hints of committed writes are collected
-in `committed_hints` for the event loop to publish.
+its first read to its commit. Writes queued together may share one
+transaction (group(), one savepoint each) to pay one fsync for all. Wakeup
+hints of committed writes are collected in `committed_hints` for the event
+loop to publish.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class SqliteStorage:
         self._db = connection
         self._clock = clock
         self._hints: list[pb.TaskWakeupHint] = []
+        self._grouped = False
         self.committed_hints: list[pb.TaskWakeupHint] = []
 
     def close(self) -> None:
@@ -66,16 +69,53 @@ class SqliteStorage:
 
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+        """One operation's transaction; inside a group() commit, a savepoint of the group's transaction."""
+        if self._grouped:
+            with self._savepoint():
+                yield
+            return
+        with self._committing("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED"):
+            yield
+
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """Group commit: the operations run inside share one IMMEDIATE transaction and one COMMIT (one fsync).
+
+        Each operation keeps its own savepoint, so a failing one rolls back alone; they run one after
+        another on this thread, so the outcome is the one of running them one by one.
+        """
+        with self._committing("BEGIN IMMEDIATE"):
+            self._grouped = True
+            try:
+                yield
+            finally:
+                self._grouped = False
+
+    @contextmanager
+    def _committing(self, begin: str) -> Iterator[None]:
+        self._db.execute(begin)
         self._hints = []
         try:
             yield
+            self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
         self.committed_hints.extend(self._hints)
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        kept = len(self._hints)
+        self._db.execute("SAVEPOINT operation")
+        try:
+            yield
+        except BaseException:
+            del self._hints[kept:]
+            self._db.execute("ROLLBACK TO operation")
+            self._db.execute("RELEASE operation")
+            raise
+        self._db.execute("RELEASE operation")
 
     def _one(self, statement: str, params: dict[str, Any]) -> Any:
         return self._db.execute(statement, params).fetchone()
