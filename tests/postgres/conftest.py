@@ -1,0 +1,41 @@
+"""Fixtures of the PostgreSQL-specific tests: a fresh schema (or database) and backends opened on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from sayiir_server.backends.postgres import PostgresBackend
+from tests.support.postgres import temporary_database, temporary_database_url
+
+OpenReplica = Callable[..., Awaitable[PostgresBackend]]
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """The URL of an empty schema of its own, dropped after the test."""
+    async with temporary_database_url() as url:
+        yield url
+
+
+@pytest.fixture
+async def database_url() -> AsyncIterator[str]:
+    """The URL of an empty database of its own, for tests that cut every connection to it."""
+    async with temporary_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def open_replica() -> AsyncIterator[OpenReplica]:
+    """Open PostgresBackend "replicas" on a URL, as separate server processes would; all closed after the test."""
+    opened: list[PostgresBackend] = []
+
+    async def open_replica(url: str) -> PostgresBackend:
+        backend = await PostgresBackend.open(url)
+        opened.append(backend)
+        return backend
+
+    yield open_replica
+    for backend in opened:
+        await backend.close()

@@ -1,0 +1,56 @@
+"""PostgreSQL-specific behaviour of PostgresBackend: driver errors mapped in one place, what it cannot store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sayiir_client.errors import BackendUnavailableError, SerializationError
+from sayiir_server.backends import open_backend
+from sayiir_server.backends.postgres import PostgresBackend
+from sayiir_server.store import Backend
+from tests.contract.builders import at_task
+from tests.postgres.conftest import OpenReplica
+
+pytestmark = pytest.mark.postgres
+
+
+async def test_open_backend_routes_postgresql_urls_to_the_postgres_backend(postgres_url: str) -> None:
+    backend = await open_backend(postgres_url)
+    try:
+        assert isinstance(backend, PostgresBackend)
+        assert isinstance(backend, Backend)
+    finally:
+        await backend.close()
+
+
+async def test_opening_an_unreachable_server_raises_backend_unavailable() -> None:
+    with pytest.raises(BackendUnavailableError):
+        await PostgresBackend.open("postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=1")
+
+
+async def test_a_corrupt_stored_snapshot_is_a_serialization_error_of_a_stored_value(
+    postgres_url: str, open_replica: OpenReplica
+) -> None:
+    backend = await open_replica(postgres_url)
+    await backend.save_snapshot(at_task("order-1"))
+
+    async def corrupt(connection: Any) -> None:
+        await connection.execute("UPDATE snapshots SET snapshot = '\\xff'::bytea WHERE instance_id = 'order-1'")
+
+    await backend._run(corrupt)
+
+    with pytest.raises(SerializationError) as raised:
+        await backend.load_snapshot("order-1")
+    assert raised.value.stored is True
+
+
+async def test_an_instance_id_with_a_nul_character_is_a_serialization_error_of_a_sent_value(
+    postgres_url: str, open_replica: OpenReplica
+) -> None:
+    backend = await open_replica(postgres_url)
+
+    with pytest.raises(SerializationError) as raised:
+        await backend.save_snapshot(at_task("order\x001"))
+    assert raised.value.stored is False
