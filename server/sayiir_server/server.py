@@ -69,6 +69,8 @@ class PersistenceServer:
             options=[
                 ("grpc.max_send_message_length", self.options.max_message_bytes),
                 ("grpc.max_receive_message_length", self.options.max_message_bytes),
+                # gRPC shares ports by default: a second server on a busy port would silently split the traffic.
+                ("grpc.so_reuseport", 0),
             ],
         )
         self._drain = add_persistence_servicers(self._server, backend, self.options)

@@ -203,6 +203,11 @@ async def test_a_message_over_the_size_limit_is_refused_by_grpc_not_a_server_bug
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+async def test_a_second_server_cannot_bind_a_port_already_served(server: PersistenceServer) -> None:
+    with pytest.raises(RuntimeError):
+        PersistenceServer(InMemoryBackend(), ServerOptions(listen=server.address))
+
+
 # --- wakeups and caps ----------------------------------------------------------------------------------------------
 
 
