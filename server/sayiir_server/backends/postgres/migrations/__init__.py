@@ -16,6 +16,10 @@ from typing import Any
 MIGRATION_LOCK_KEY = 0x5A7_11F_6E55
 """The pg_advisory_lock key that serializes migrations across replicas ("sayiir persistence")."""
 
+MIGRATION_TIMEOUT = 600.0
+"""Seconds one migration statement (or the wait for another replica's migrations) may take: far above the
+backend's command_timeout, because a schema change on a large table is slow and must not be cut short."""
+
 _FILE_NAME = re.compile(r"^(\d{4})_(\w+)\.sql$")
 
 CREATE_SCHEMA_MIGRATIONS = """
@@ -49,7 +53,7 @@ async def migrate(connection: Any, schema: str | None = None) -> list[int]:
 
     With a schema, the connection's search_path must already name it (the backend sets it on every connection).
     """
-    await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+    await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY, timeout=MIGRATION_TIMEOUT)
     try:
         if schema is not None:
             await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -60,7 +64,7 @@ async def migrate(connection: Any, schema: str | None = None) -> list[int]:
             if migration.version in applied:
                 continue
             async with connection.transaction():
-                await connection.execute(migration.sql)
+                await connection.execute(migration.sql, timeout=MIGRATION_TIMEOUT)
                 await connection.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", migration.version, migration.name
                 )
