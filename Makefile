@@ -13,7 +13,7 @@ install: $(BIN)/sayiir-server $(BUF)
 $(BIN)/sayiir-server: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==26.3
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,tracing]"
 	touch $@
 
 $(BUF): package.json package-lock.json

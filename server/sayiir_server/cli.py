@@ -1,4 +1,4 @@
-"""`sayiir-server serve`: run the persistence server until SIGTERM or SIGINT.
+"""`sayiir-server serve`: run the persistence server until SIGTERM or SIGINT (SIGHUP re-reads the token file).
 
 Every flag can also come from an environment variable SAYIIR_<FLAG> (for
 example SAYIIR_BACKEND); a flag given on the command line wins over the
@@ -21,8 +21,12 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sayiir_server import __version__
+from sayiir_server.access_log import LOG_FORMATS, configure_logging
 from sayiir_server.backends import DEFAULT_BACKEND_URL, open_backend
+from sayiir_server.mesh import Mesh, MeshOptions
+from sayiir_server.metrics import parse_listen
 from sayiir_server.server import PersistenceServer, ServerOptions
+from sayiir_server.tracing import TRACING_MODES
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -55,6 +59,26 @@ def _log_level(text: str) -> str:
     if text.lower() not in LOG_LEVELS:
         raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, got {text!r}")
     return text.lower()
+
+
+def _one_of(choices: Sequence[str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.lower() not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {text!r}")
+        return text.lower()
+
+    return parse
+
+
+def _host_port(text: str) -> str:
+    parse_listen(text)
+    return text
+
+
+def _path(text: str) -> str:
+    if not text:
+        raise ValueError("must be a file path")
+    return text
 
 
 @dataclass(frozen=True)
@@ -103,10 +127,46 @@ SERVE_FLAGS = (
         "cap of WaitForWakeup's timeout, in seconds",
     ),
     _Flag("log-level", "LEVEL", _log_level, "info", "one of " + ", ".join(LOG_LEVELS)),
+    _Flag(
+        "log-format",
+        "FORMAT",
+        _one_of(LOG_FORMATS),
+        "text",
+        "text, or json: one JSON object per line, and one line per call",
+    ),
+    _Flag("tls-cert", "PEM", _path, None, "server certificate chain; with --tls-key, serve TLS"),
+    _Flag("tls-key", "PEM", _path, None, "private key of --tls-cert"),
+    _Flag("tls-client-ca", "PEM", _path, None, "CA of client certificates: require and verify them (mTLS)"),
+    _Flag("auth-tokens", "FILE", _path, None, "'TOKEN ROLE' lines (roles: worker, reader); SIGHUP re-reads it"),
+    _Flag("metrics-listen", "HOST:PORT", _host_port, None, "serve Prometheus metrics at http://HOST:PORT/metrics"),
+    _Flag("tracing", "MODE", _one_of(TRACING_MODES), "off", "off, or otlp: OpenTelemetry spans (tracing extra)"),
+    _Flag(
+        "max-concurrent-streams",
+        "N",
+        _positive_int,
+        _DEFAULTS.max_concurrent_streams,
+        "most calls open at once on one client connection",
+    ),
+    _Flag(
+        "keepalive-min-ping-interval",
+        "SECONDS",
+        _seconds,
+        _DEFAULTS.keepalive_min_ping_interval,
+        "shortest interval between client keepalive pings the server accepts",
+    ),
+    _Flag(
+        "keepalive-time",
+        "SECONDS",
+        _seconds,
+        _DEFAULTS.keepalive_time,
+        "the server pings a connection idle this long, to find vanished clients",
+    ),
 )
 
 
 def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
     return f"{value.total_seconds():g}" if isinstance(value, timedelta) else str(value)
 
 
@@ -152,24 +212,36 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-async def serve(backend_url: str, options: ServerOptions) -> int:
+async def serve(backend_url: str, options: ServerOptions, mesh_options: MeshOptions | None = None) -> int:
     """Open the backend, serve until SIGTERM or SIGINT, drain, and return the exit code."""
     try:
         backend = await open_backend(backend_url)
     except Exception as error:
         raise _UsageError(f"cannot open backend {redacted(backend_url)}: {error}") from None
     try:
-        server = PersistenceServer(backend, options)
+        mesh = Mesh(mesh_options or MeshOptions(), backend)
+    except ValueError as error:  # TLS or token file unusable
+        await backend.close()
+        raise _UsageError(str(error)) from None
+    try:
+        server = PersistenceServer(backend, mesh.server_options(options))
     except Exception as error:
         await backend.close()
         raise _UsageError(f"cannot listen on {options.listen}: {error}") from None
     stop_requested = asyncio.Event()
     _on_signals(lambda name: _request_stop(name, stop_requested))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, mesh.reload)
+    try:
+        mesh.start()
+    except OSError as error:
+        await backend.close()
+        raise _UsageError(f"cannot serve metrics on {mesh.options.metrics_listen}: {error}") from None
     await server.start()
     try:
         await stop_requested.wait()
     finally:
         await server.stop()
+        await mesh.stop()
     return EXIT_OK
 
 
@@ -187,27 +259,31 @@ def _on_signals(handler: Callable[[str], None]) -> None:
         loop.add_signal_handler(received, handler, received.name)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     try:
         values = resolve_flags(arguments, os.environ if environ is None else environ)
-        _configure_logging(values["log_level"])
+        configure_logging(values["log_level"], values["log_format"])
         options = ServerOptions(
             listen=values["listen"],
             max_message_bytes=values["max_message_bytes"],
             grace_period=values["grace_period"],
             max_wait_timeout=values["max_wait_timeout"],
+            max_concurrent_streams=values["max_concurrent_streams"],
+            keepalive_min_ping_interval=values["keepalive_min_ping_interval"],
+            keepalive_time=values["keepalive_time"],
         )
-        return asyncio.run(serve(values["backend"], options))
+        mesh_options = MeshOptions(
+            tls_cert=values["tls_cert"],
+            tls_key=values["tls_key"],
+            tls_client_ca=values["tls_client_ca"],
+            auth_tokens=values["auth_tokens"],
+            metrics_listen=values["metrics_listen"],
+            log_format=values["log_format"],
+            tracing=values["tracing"],
+        )
+        return asyncio.run(serve(values["backend"], options, mesh_options))
     except _UsageError as error:
         print(f"sayiir-server: error: {error}", file=sys.stderr)
         return EXIT_USAGE

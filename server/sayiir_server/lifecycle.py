@@ -28,8 +28,12 @@ async def prepare_run(
     input: bytes,
     first_task: pb.FirstTask,
     conflict_policy: ConflictPolicy = enums.CONFLICT_POLICY_FAIL,
+    trace_parent: str | None = None,
 ) -> pb.PrepareRunOutcome:
-    """Create a run or resolve the conflict; raises a RunConflictError subclass."""
+    """Create a run or resolve the conflict; raises a RunConflictError subclass.
+
+    `trace_parent` (the caller's W3C traceparent) goes into a fresh run's snapshot.
+    """
     length = len(instance_id.encode())
     if length == 0 or length > MAX_INSTANCE_ID_BYTES:
         raise InvalidInstanceIdError(length, MAX_INSTANCE_ID_BYTES)
@@ -40,7 +44,7 @@ async def prepare_run(
                 outcome = await _resolve_conflict(backend, existing, definition_hash, conflict_policy)
                 if outcome is not None:
                     return outcome
-            snapshot = fresh_snapshot(instance_id, definition_hash, input, first_task)
+            snapshot = fresh_snapshot(instance_id, definition_hash, input, first_task, trace_parent)
             if await backend.insert_snapshot_if_absent(snapshot):
                 return pb.PrepareRunOutcome(fresh=pb.FreshRun(snapshot=snapshot))
         raise AlreadyExistsError(instance_id)
@@ -49,7 +53,7 @@ async def prepare_run(
 
 
 def fresh_snapshot(
-    instance_id: str, definition_hash: bytes, input: bytes, first_task: pb.FirstTask
+    instance_id: str, definition_hash: bytes, input: bytes, first_task: pb.FirstTask, trace_parent: str | None = None
 ) -> pb.WorkflowSnapshot:
     now = timestamp(utc_now())
     snapshot = pb.WorkflowSnapshot(
@@ -63,6 +67,8 @@ def fresh_snapshot(
     )
     if first_task.HasField("priority"):
         snapshot.task_priority = first_task.priority
+    if trace_parent:
+        snapshot.trace_parent = trace_parent
     return snapshot
 
 

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 REFLECTION_SERVICE_NAME = reflection.SERVICE_NAME
+_KEEPALIVE_TIMEOUT_MS = 20_000  # how long a keepalive ping may go unanswered before the connection is dropped
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,19 @@ class ServerOptions:
 
     server_credentials: grpc.ServerCredentials | None = None
     """TLS credentials; None listens in plaintext."""
+
+    mutual_tls: bool = False
+    """Whether server_credentials require and verify client certificates (the start-up log names the mode)."""
+
+    max_concurrent_streams: int = 1000
+    """Most calls one HTTP/2 connection may have open at once (grpc.max_concurrent_streams); more wait client-side."""
+
+    keepalive_min_ping_interval: timedelta = timedelta(seconds=10)
+    """Clients may ping this often, even with no call in flight; more often and the connection is closed
+    (GOAWAY too_many_pings)."""
+
+    keepalive_time: timedelta = timedelta(seconds=60)
+    """The server pings connections idle this long, so streams of vanished clients (WatchWakeups) end."""
 
 
 def add_persistence_servicers(server: grpc.aio.Server, backend: Backend, options: ServerOptions) -> Drain:
@@ -71,6 +85,11 @@ class PersistenceServer:
                 ("grpc.max_receive_message_length", self.options.max_message_bytes),
                 # gRPC shares ports by default: a second server on a busy port would silently split the traffic.
                 ("grpc.so_reuseport", 0),
+                ("grpc.max_concurrent_streams", self.options.max_concurrent_streams),
+                ("grpc.http2.min_ping_interval_without_data_ms", _millis(self.options.keepalive_min_ping_interval)),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.keepalive_time_ms", _millis(self.options.keepalive_time)),
+                ("grpc.keepalive_timeout_ms", _KEEPALIVE_TIMEOUT_MS),
             ],
         )
         self._drain = add_persistence_servicers(self._server, backend, self.options)
@@ -93,6 +112,13 @@ class PersistenceServer:
         return port
 
     @property
+    def transport_mode(self) -> str:
+        """plaintext, TLS, or mTLS (client certificates required)."""
+        if self.options.server_credentials is None:
+            return "plaintext"
+        return "mTLS" if self.options.mutual_tls else "TLS"
+
+    @property
     def address(self) -> str:
         """HOST:PORT actually bound (the port filled in when `listen` asked for port 0)."""
         host = self.options.listen.rpartition(":")[0]
@@ -107,7 +133,7 @@ class PersistenceServer:
             __version__,
             self.address,
             self.backend.description,
-            "TLS" if self.options.server_credentials is not None else "plaintext",
+            self.transport_mode,
         )
 
     async def stop(self, grace: timedelta | None = None) -> None:
@@ -136,3 +162,7 @@ class PersistenceServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+def _millis(duration: timedelta) -> int:
+    return int(duration.total_seconds() * 1000)

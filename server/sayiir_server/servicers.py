@@ -23,6 +23,7 @@ from sayiir_server.grpc_errors import MalformedRequest, translate_errors
 from sayiir_server.lifecycle import prepare_run
 from sayiir_server.model import clamp_aging_interval
 from sayiir_server.store import Backend
+from sayiir_server.tracing import call_trace_parent, inherit_trace_parent
 
 _T = TypeVar("_T")
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -70,7 +71,7 @@ class SnapshotStoreServicer(service_pb2_grpc.SnapshotStoreServicer):
     @translate_errors
     async def SaveSnapshot(self, request: rr.SaveSnapshotRequest, context: Context) -> rr.SaveSnapshotResponse:
         validation.required(request, "snapshot", "snapshot")
-        await self._backend.save_snapshot(validation.snapshot(request.snapshot))
+        await self._backend.save_snapshot(inherit_trace_parent(validation.snapshot(request.snapshot), context))
         return rr.SaveSnapshotResponse()
 
     @translate_errors
@@ -256,7 +257,7 @@ class TaskClaimStoreServicer(service_pb2_grpc.TaskClaimStoreServicer):
         self, request: rr.SaveSnapshotFencedRequest, context: Context
     ) -> rr.SaveSnapshotFencedResponse:
         validation.required(request, "snapshot", "snapshot")
-        snapshot = validation.snapshot(request.snapshot)
+        snapshot = inherit_trace_parent(validation.snapshot(request.snapshot), context)
         task_id = validation.id_bytes(request.task_id, "task_id")
         worker_id = validation.worker_id(request.worker_id)
         saved = await self._backend.save_snapshot_fenced(snapshot, task_id, worker_id)
@@ -298,7 +299,13 @@ class LifecycleServicer(service_pb2_grpc.LifecycleServicer):
         first_task = validation.first_task(request.first_task)
         policy = validation.conflict_policy(request.conflict_policy)
         outcome = await prepare_run(
-            self._backend, request.instance_id, definition_hash, request.input, first_task, policy
+            self._backend,
+            request.instance_id,
+            definition_hash,
+            request.input,
+            first_task,
+            policy,
+            trace_parent=call_trace_parent(context),
         )
         return rr.PrepareRunResponse(outcome=outcome)
 

@@ -1,0 +1,215 @@
+"""Bearer-token authentication with two roles, read from a token file and re-read on SIGHUP.
+
+The token file holds one `TOKEN ROLE` pair per line; blank lines and lines
+starting with `#` are ignored. `worker` may call every RPC; `reader` only the
+read RPCs (READER_METHODS). Health checking and reflection stay open, so
+probes and tools need no token.
+
+Tokens are kept only as SHA-256 digests and compared with hmac.compare_digest
+against every known digest (no early exit), so neither a token's length nor
+which entry matched shows in the timing. Tokens never appear in logs or errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from sayiir_client.v1 import service_pb2
+from sayiir_server.calls import Context, Continuation, Handler, with_behavior
+from sayiir_server.grpc_errors import DOMAIN
+
+logger = logging.getLogger(__name__)
+
+AUTHORIZATION_KEY: Final = "authorization"
+BEARER_SCHEME: Final = "bearer"
+
+
+class Role(StrEnum):
+    WORKER = "worker"
+    """Runs workflows: may call every RPC."""
+    READER = "reader"
+    """Dashboards and tooling: may only call READER_METHODS."""
+
+
+def _method_path(service: str, method: str) -> str:
+    descriptor = service_pb2.DESCRIPTOR.services_by_name[service].methods_by_name[method]
+    return f"/{descriptor.containing_service.full_name}/{descriptor.name}"
+
+
+READER_METHODS: Final = frozenset(
+    {
+        _method_path("SnapshotStore", "LoadSnapshot"),
+        _method_path("SnapshotStore", "ListSnapshots"),
+        _method_path("SignalStore", "GetSignal"),
+        _method_path("TaskResultStore", "LoadTaskResult"),
+    }
+)
+"""Full paths of the RPCs a reader may call: those that change nothing."""
+
+OPEN_SERVICES: Final = frozenset(
+    {
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+        # Not served, but open so that tools trying v1 first get UNIMPLEMENTED and fall back to v1alpha.
+        "grpc.reflection.v1.ServerReflection",
+    }
+)
+"""Services any caller may use without a token."""
+
+
+class TokenFileError(ValueError):
+    """The token file cannot be read or is malformed; the message names the line, never the token."""
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True)
+class TokenTable:
+    """Known tokens (as digests) and their roles."""
+
+    entries: tuple[tuple[bytes, Role], ...]
+
+    def role_of(self, token: str) -> Role | None:
+        """The role of `token`, or None; takes the same time whichever entry matches, if any."""
+        presented = _digest(token)
+        role: Role | None = None
+        for digest, entry_role in self.entries:
+            if hmac.compare_digest(digest, presented):
+                role = entry_role
+        return role
+
+    @classmethod
+    def parse(cls, text: str, source: str) -> TokenTable:
+        entries: list[tuple[bytes, Role]] = []
+        first_line_of: dict[bytes, int] = {}
+        for number, line in enumerate(text.splitlines(), start=1):
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            if len(fields) != 2:
+                raise TokenFileError(f"{source}, line {number}: expected 'TOKEN ROLE', found {len(fields)} field(s)")
+            token, role_name = fields
+            try:
+                role = Role(role_name)
+            except ValueError:
+                roles = " or ".join(role.value for role in Role)
+                raise TokenFileError(f"{source}, line {number}: unknown role {role_name!r} (use {roles})") from None
+            digest = _digest(token)
+            if digest in first_line_of:
+                raise TokenFileError(f"{source}, line {number}: the token of line {first_line_of[digest]} again")
+            first_line_of[digest] = number
+            entries.append((digest, role))
+        if not entries:
+            raise TokenFileError(f"{source}: no tokens (every call would be refused)")
+        return cls(tuple(entries))
+
+    @classmethod
+    def load(cls, path: str) -> TokenTable:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            raise TokenFileError(f"cannot read token file {path}: {reason}") from None
+        return cls.parse(text, path)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: grpc.StatusCode
+    reason: str
+    """ErrorInfo reason: UNAUTHENTICATED or PERMISSION_DENIED."""
+    message: str
+
+
+def bearer_token(metadata: Sequence[tuple[str, Any]]) -> str | None:
+    """The token of an `authorization: Bearer TOKEN` entry, or None."""
+    for key, value in metadata:
+        if key.lower() != AUTHORIZATION_KEY or not isinstance(value, str):
+            continue
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() == BEARER_SCHEME and token.strip():
+            return token.strip()
+    return None
+
+
+def check_call(table: TokenTable, method: str, metadata: Sequence[tuple[str, Any]]) -> Refusal | None:
+    """Why the call must be refused, or None when it may go on."""
+    service = method.lstrip("/").rpartition("/")[0]
+    if service in OPEN_SERVICES:
+        return None
+    token = bearer_token(metadata)
+    if token is None:
+        return Refusal(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED", "missing 'authorization: Bearer' token")
+    role = table.role_of(token)
+    if role is None:
+        return Refusal(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED", "unknown bearer token")
+    if role is Role.READER and method not in READER_METHODS:
+        return Refusal(grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED", f"role reader may not call {method}")
+    return None
+
+
+def _refusal_status(refusal: Refusal, method: str) -> grpc.Status:
+    info = error_details_pb2.ErrorInfo(reason=refusal.reason, domain=DOMAIN, metadata={"method": method})
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=refusal.code.value[0], message=refusal.message, details=[detail])
+    converted: grpc.Status = rpc_status.to_status(status)
+    return converted
+
+
+class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses calls without a known token (UNAUTHENTICATED) or whose role does not allow them (PERMISSION_DENIED)."""
+
+    def __init__(self, token_file: str) -> None:
+        """Reads the token file at once: a missing or malformed file raises TokenFileError."""
+        self.token_file = token_file
+        self._table = TokenTable.load(token_file)
+
+    @property
+    def token_count(self) -> int:
+        return len(self._table.entries)
+
+    def reload(self) -> bool:
+        """Re-read the token file (on SIGHUP); on error keep the current tokens, log why, and return False."""
+        try:
+            self._table = TokenTable.load(self.token_file)
+        except TokenFileError as error:
+            logger.error("token file not reloaded, keeping the %d current tokens: %s", self.token_count, error)
+            return False
+        logger.info("token file reloaded: %d tokens", self.token_count)
+        return True
+
+    async def intercept_service(self, continuation: Continuation, details: grpc.HandlerCallDetails) -> Handler | None:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        refusal = check_call(self._table, details.method, tuple(details.invocation_metadata or ()))
+        if refusal is None:
+            return handler
+        status = _refusal_status(refusal, details.method)
+
+        async def refuse(request: Any, context: Context) -> Any:
+            logger.debug("refused %s from %s: %s", details.method, context.peer(), refusal.message)
+            await context.abort_with_status(status)
+
+        async def refuse_stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            await refuse(request, context)
+            yield  # never reached: makes this an async generator, as streaming handlers must be
+
+        return with_behavior(handler, refuse, refuse_stream)
