@@ -27,7 +27,7 @@ from sayiir_server.servicers import SERVICE_NAMES
 
 CONSOLE_SCRIPT = str(Path(sys.executable).with_name("sayiir-server"))
 PYTHON_MODULE = (sys.executable, "-m", "sayiir_server")
-GRACE_SECONDS = 5.0
+GRACE_SECONDS = 10.0
 START_TIMEOUT = 30.0
 LISTENING = re.compile(r"listening on (\S+:\d+) \(backend: (\S+),")
 
@@ -158,18 +158,18 @@ async def test_sigterm_ends_open_watch_streams_and_exits_0_within_the_grace_peri
 
         assert [message async for message in stream] == []
         assert await stream.code() == grpc.StatusCode.OK
-    assert exit_code == 0
-    assert seconds < GRACE_SECONDS, "an open WatchWakeups stream must not hold the shutdown for the grace period"
-    assert any("SIGTERM received" in line for line in server.lines)
-    assert not any("Traceback" in line for line in server.lines)
+    assert exit_code == 0, server.lines
+    assert seconds < GRACE_SECONDS, f"an open WatchWakeups stream held the shutdown {seconds:.1f} s: {server.lines}"
+    assert any("SIGTERM received" in line for line in server.lines), server.lines
+    assert not any("Traceback" in line for line in server.lines), server.lines
 
 
 def test_sigint_exits_0(start: type[ServerProcess]) -> None:
     server = start(_serve("--listen", "127.0.0.1:0", "--backend", "memory://", command=PYTHON_MODULE), _env())
     server.wait_for_listening()
     exit_code, _ = server.signal_and_wait(signal.SIGINT, GRACE_SECONDS + 10)
-    assert exit_code == 0
-    assert not any("Traceback" in line for line in server.lines)
+    assert exit_code == 0, server.lines
+    assert not any("Traceback" in line for line in server.lines), server.lines
 
 
 # --- configuration and exit codes ----------------------------------------------------------------------------------
