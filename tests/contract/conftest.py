@@ -1,31 +1,57 @@
 """The `store` fixture: every contract test runs once per (backend kind × transport).
 
-A transport wraps an open backend in what a caller talks to: the backend itself
-("inprocess"), or later a client speaking to a real server over gRPC. Adding a
-transport is one entry in TRANSPORTS.
+A transport opens a fresh backend and hands the test what a caller talks to:
+the backend itself ("inprocess"), or an AsyncPersistenceClient reaching it
+through the real servicers of a grpc.aio server ("grpc"). Adding a transport is
+one entry in TRANSPORTS.
+
+The "grpc" runs use pytest-grpc's fixtures (grpc_server, grpc_addr,
+grpc_channel, grpc_stub), with the server, servicer and mounting overridden
+below: one grpc.aio server per test module on its own loop and thread, serving
+the backend each test plugs in (see tests/support/grpc_wire.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
+import grpc
 import pytest
 
 from sayiir_server.store import Backend
 from tests.support.backends import ACTIVE_BACKEND_KINDS, open_test_backend
+from tests.support.grpc_wire import (
+    BackendOpener,
+    BackendSlot,
+    ThreadedAioServer,
+    add_to_server,
+    client_at,
+    plugged,
+)
 
-Transport = Callable[[Backend], AbstractAsyncContextManager[Backend]]
+Transport = Callable[[pytest.FixtureRequest, BackendOpener], AbstractAsyncContextManager[Backend]]
 
 
 @asynccontextmanager
-async def inprocess(backend: Backend) -> AsyncIterator[Backend]:
+async def inprocess(request: pytest.FixtureRequest, open_backend: BackendOpener) -> AsyncIterator[Backend]:
     """The caller holds the backend object itself."""
-    yield backend
+    async with open_backend() as backend:
+        yield backend
 
 
-TRANSPORTS: dict[str, Transport] = {"inprocess": inprocess}
+@asynccontextmanager
+async def over_grpc(request: pytest.FixtureRequest, open_backend: BackendOpener) -> AsyncIterator[Backend]:
+    """The caller holds a client; the backend sits behind the servicers, on the server's loop."""
+    server: ThreadedAioServer = request.getfixturevalue("grpc_server")
+    slot: BackendSlot = request.getfixturevalue("grpc_servicer")
+    address: str = request.getfixturevalue("grpc_addr")
+    async with plugged(server, slot, open_backend), client_at(address) as client:
+        yield client
+
+
+TRANSPORTS: dict[str, Transport] = {"inprocess": inprocess, "grpc": over_grpc}
 
 _KIND_MARKS = {"postgres": [pytest.mark.postgres]}
 
@@ -42,5 +68,36 @@ def _store_params() -> list[object]:
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     """A fresh, empty store reached through one transport; closed after the test."""
     kind, transport = request.param
-    async with open_test_backend(kind, tmp_path) as backend, TRANSPORTS[transport](backend) as reachable:
+
+    def open_backend() -> AbstractAsyncContextManager[Backend]:
+        return open_test_backend(kind, tmp_path)
+
+    async with TRANSPORTS[transport](request, open_backend) as reachable:
         yield reachable
+
+
+# pytest-grpc overrides: started only by the tests that ask for them (the "grpc" runs and test_wire.py).
+
+
+@pytest.fixture(scope="module")
+def _grpc_server(grpc_interceptors: list[grpc.aio.ServerInterceptor] | None) -> Iterator[ThreadedAioServer]:
+    """A grpc.aio server on its own loop, in place of pytest-grpc's sync grpc.server."""
+    server = ThreadedAioServer(grpc_interceptors or ())
+    yield server
+    server.stop()  # pytest-grpc's grpc_server stops it first when it started it; stop() is idempotent
+
+
+@pytest.fixture(scope="module")
+def grpc_addr(_grpc_server: ThreadedAioServer) -> str:
+    """The address the server bound on port 0 (pytest-grpc's default guesses a free port instead)."""
+    return _grpc_server.address
+
+
+@pytest.fixture(scope="module")
+def grpc_servicer() -> BackendSlot:
+    return BackendSlot()
+
+
+@pytest.fixture(scope="module")
+def grpc_add_to_server() -> Callable[[BackendSlot, ThreadedAioServer], None]:
+    return add_to_server
