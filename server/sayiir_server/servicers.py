@@ -212,21 +212,25 @@ class TaskClaimStoreServicer(service_pb2_grpc.TaskClaimStoreServicer):
         worker_id = validation.worker_id(request.worker_id)
         limit = validation.find_limit(request.limit)
         aging_interval = clamp_aging_interval(validation.aging_interval(request))
-        tasks = await self._backend.find_available_tasks(worker_id, limit, aging_interval, tuple(request.worker_tags))
+        tasks = await self._backend.find_available_tasks(
+            worker_id, limit, aging_interval, validation.tags(request.worker_tags, "worker_tags")
+        )
         return rr.FindAvailableTasksResponse(tasks=tasks)
 
     @translate_errors
     async def WaitForWakeup(self, request: rr.WaitForWakeupRequest, context: Context) -> rr.WaitForWakeupResponse:
         timeout = validation.wait_timeout(request, self._max_wait_timeout)
         # A draining server answers "no hint" at once rather than holding the call past the grace period.
-        _, hint = await self._drain.race(self._backend.wait_for_wakeup(timeout, tuple(request.worker_tags)))
+        _, hint = await self._drain.race(
+            self._backend.wait_for_wakeup(timeout, validation.tags(request.worker_tags, "worker_tags"))
+        )
         return rr.WaitForWakeupResponse(hint=hint)
 
     @translate_errors
     async def WatchWakeups(
         self, request: rr.WatchWakeupsRequest, context: Context
     ) -> AsyncIterator[rr.WatchWakeupsResponse]:
-        hints = aiter(self._backend.watch_wakeups(tuple(request.worker_tags)))
+        hints = aiter(self._backend.watch_wakeups(validation.tags(request.worker_tags, "worker_tags")))
         pending = asyncio.ensure_future(_next_or_none(hints))
         try:
             # One loop turn lets the backend subscribe; then the headers tell the caller the stream is open.
@@ -293,7 +297,8 @@ class LifecycleServicer(service_pb2_grpc.LifecycleServicer):
 
     @translate_errors
     async def PrepareRun(self, request: rr.PrepareRunRequest, context: Context) -> rr.PrepareRunResponse:
-        # The instance id is not validated here: prepare_run answers RunConflict.InvalidInstanceId for it.
+        # Only NUL is refused here: an empty or long id gets prepare_run's RunConflict.InvalidInstanceId.
+        validation.text(request.instance_id, "instance_id")
         definition_hash = validation.id_bytes(request.definition_hash, "definition_hash")
         validation.required(request, "first_task", "first_task")
         first_task = validation.first_task(request.first_task)

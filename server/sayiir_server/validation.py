@@ -56,7 +56,19 @@ class InvalidFieldError(Exception):
 # --- scalars -------------------------------------------------------------------------------------------------------
 
 
+def text(value: str, field: str) -> str:
+    """Text that storage keeps in indexed columns: no NUL characters (PostgreSQL text cannot hold them)."""
+    if "\x00" in value:
+        raise InvalidFieldError(field, "must not contain NUL characters")
+    return value
+
+
+def tags(values: Iterable[str], field: str) -> tuple[str, ...]:
+    return tuple(text(value, f"{field}[{index}]") for index, value in enumerate(values))
+
+
 def instance_id(value: str, field: str = "instance_id") -> str:
+    text(value, field)
     length = len(value.encode())
     if length == 0:
         raise InvalidFieldError(field, "must not be empty")
@@ -81,12 +93,14 @@ def optional_id_bytes(message: Message, name: str, field: str) -> bytes | None:
 
 
 def worker_id(value: str, field: str = "worker_id") -> str:
+    text(value, field)
     if not value:
         raise InvalidFieldError(field, "must not be empty")
     return value
 
 
 def signal_name(value: str, field: str = "signal_name") -> str:
+    text(value, field)
     if not value:
         raise InvalidFieldError(field, "must not be empty")
     return value
@@ -217,6 +231,7 @@ def first_task(value: pb.FirstTask, field: str = "first_task") -> pb.FirstTask:
     id_bytes(value.task_id, f"{field}.task_id")
     if value.HasField("priority"):
         priority(value.priority, f"{field}.priority")
+    tags(value.tags, f"{field}.tags")
     return value
 
 
@@ -224,6 +239,7 @@ def wakeup_hint(value: pb.TaskWakeupHint, field: str = "hint") -> pb.TaskWakeupH
     instance_id(value.instance_id, f"{field}.instance_id")
     id_bytes(value.task_id, f"{field}.task_id")
     id_bytes(value.definition_hash, f"{field}.definition_hash")
+    tags(value.task_tags, f"{field}.task_tags")
     return value
 
 
@@ -242,6 +258,7 @@ def snapshot(value: pb.WorkflowSnapshot, field: str = "snapshot") -> pb.Workflow
         id_bytes(loop.task_id, f"{field}.loop_iterations[{index}].task_id")
     if value.HasField("task_priority"):
         priority(value.task_priority, f"{field}.task_priority")
+    tags(value.task_tags, f"{field}.task_tags")
     return value
 
 
@@ -285,6 +302,7 @@ def _position(value: pb.ExecutionPosition, field: str) -> None:
         optional_id_bytes(value.at_delay, "next_task_id", f"{path}.next_task_id")
     elif kind == "at_signal":
         id_bytes(value.at_signal.signal_id, f"{path}.signal_id")
+        text(value.at_signal.signal_name, f"{path}.signal_name")
         _optional_timestamp(value.at_signal, "wake_at", path)
         optional_id_bytes(value.at_signal, "next_task_id", f"{path}.next_task_id")
     elif kind == "in_loop":
@@ -312,6 +330,8 @@ def _task_deadline(value: pb.TaskDeadline, field: str) -> None:
 def _retry_state(value: pb.TaskRetryState, field: str) -> None:
     id_bytes(value.task_id, f"{field}.task_id")
     _optional_timestamp(value, "next_retry_at", field)
+    if value.HasField("last_failed_worker"):
+        text(value.last_failed_worker, f"{field}.last_failed_worker")
     policy = value.policy
     for name in ("initial_delay", "max_delay"):
         if policy.HasField(name):

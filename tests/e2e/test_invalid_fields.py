@@ -113,6 +113,7 @@ CASES: list[tuple[str, Message, str]] = [
     ("SnapshotStore.SaveTaskResult", rr.SaveTaskResultRequest(task_id=FETCH, output=b"x"), "instance_id"),
     ("SnapshotStore.SaveTaskResult", rr.SaveTaskResultRequest(instance_id=ORDER, task_id=SHORT), "task_id"),
     ("SnapshotStore.LoadSnapshot", rr.LoadSnapshotRequest(instance_id=TOO_LONG_ID), "instance_id"),
+    ("SnapshotStore.LoadSnapshot", rr.LoadSnapshotRequest(instance_id="order\x00"), "instance_id"),
     ("SnapshotStore.DeleteSnapshot", rr.DeleteSnapshotRequest(), "instance_id"),
     ("SnapshotStore.ListSnapshots", rr.ListSnapshotsRequest(page_size=-1), "page_size"),
     ("SnapshotStore.ListSnapshots", rr.ListSnapshotsRequest(page_size=1001), "page_size"),
@@ -169,6 +170,9 @@ CASES: list[tuple[str, Message, str]] = [
         "ttl",
     ),
     ("TaskClaimStore.FindAvailableTasks", _find(worker_id=""), "worker_id"),
+    ("TaskClaimStore.FindAvailableTasks", _find(worker_tags=["gpu", "a\x00b"]), "worker_tags[1]"),
+    ("TaskClaimStore.ClaimTask", _claim(worker_id="w\x00"), "worker_id"),
+    ("SignalStore.SendEvent", rr.SendEventRequest(instance_id=ORDER, signal_name="go\x00"), "signal_name"),
     ("TaskClaimStore.FindAvailableTasks", _find(limit=0), "limit"),
     ("TaskClaimStore.FindAvailableTasks", _find(limit=1001), "limit"),
     (
@@ -203,6 +207,7 @@ CASES: list[tuple[str, Message, str]] = [
     ("TaskResultStore.LoadTaskResult", rr.LoadTaskResultRequest(task_id=FETCH), "instance_id"),
     # Lifecycle
     ("Lifecycle.PrepareRun", _run(definition_hash=SHORT), "definition_hash"),
+    ("Lifecycle.PrepareRun", _run(instance_id="run\x00"), "instance_id"),
     ("Lifecycle.PrepareRun", _run(first_task=None), "first_task"),
     ("Lifecycle.PrepareRun", _run(first_task=_first_task(task_id=SHORT)), "first_task.task_id"),
     ("Lifecycle.PrepareRun", _run(first_task=_first_task(priority=0)), "first_task.priority"),
