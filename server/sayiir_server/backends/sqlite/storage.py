@@ -178,8 +178,7 @@ class SqliteStorage:
                 self._write(previous, snapshot)
 
     def load_snapshot(self, instance_id: str) -> pb.WorkflowSnapshot:
-        with self._transaction(write=False):
-            return self._load_existing(instance_id)
+        return self._load_existing(instance_id)  # one statement: atomic without a transaction of its own
 
     def delete_snapshot(self, instance_id: str) -> None:
         with self._transaction(write=True):
@@ -340,13 +339,14 @@ class SqliteStorage:
     ) -> list[pb.AvailableTask]:
         now = self._clock()
         now_us = micros(now)
-        if limit <= 0:
-            return []
+        # Only a call with something to expire or advance takes the write lock.
         housekeeping = bool(self._one(sql.HOUSEKEEPING_DUE, {"now_us": now_us})[0])
         with self._transaction(write=housekeeping):
             if housekeeping:
                 self._db.execute(sql.DELETE_EXPIRED_CLAIMS, {"now_us": now_us})
                 self._advance_due(now)
+            if limit <= 0:
+                return []
             return self._candidates(worker_id, limit, clamp_aging_interval(aging_interval), worker_tags, now)
 
     def _advance_due(self, now: datetime) -> None:
