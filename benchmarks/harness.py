@@ -288,14 +288,23 @@ class Harness:
             population = Population(server)
             for level in config.scaling_levels:
                 logger.info("%s: seeding %s InProgress instances", target.name, f"{level:,}")
-                seeding = await population.grow("in_progress", level)
+                seeding = await self._grow(target, server, url, population, "in_progress", level)
                 await self._measure_find(server, target.name, channel, population, seeding)
             if target.name == "memory":
                 self._record_memory(baseline_rss, server.rss_bytes(), population.in_progress)
             else:
                 logger.info("%s: seeding %s Completed instances", target.name, f"{config.completed_population:,}")
-                seeding = await population.grow("completed", config.completed_population)
+                seeding = await self._grow(target, server, url, population, "completed", config.completed_population)
                 await self._measure_find(server, target.name, channel, population, seeding)
+
+    @staticmethod
+    async def _grow(
+        target: BackendTarget, server: ServerProcess, url: str, population: Population, kind: str, total: int
+    ) -> str:
+        """Seed, settle the storage, then wait for the server to finish what the seeding queued (hints)."""
+        steps = [await population.grow(kind, total), await target.settle(url)]
+        steps.append(f"server idle {await server.wait_idle():.1f} s later")
+        return "; ".join(step for step in steps if step)
 
     async def _measure_find(
         self,

@@ -1,11 +1,11 @@
 """Bulk seeding of a backend, run inside the server process on the very backend object it serves.
 
-Seeding 100,000 instances through gRPC, or one durable transaction per save, would take minutes. The
-Backend protocol has no bulk import, so for SQLite and PostgreSQL this module drives each backend's
-own private write path (the same row, index columns and wakeup hint as a normal save) many rows per
-transaction. When those internals are not there (renamed, another backend) it falls back to plain
-`save_snapshot` calls and says so. The memory backend is seeded through `save_snapshot`: it has no
-transactions to batch.
+Seeding 100,000 instances through gRPC would take minutes. Memory and SQLite are seeded with plain
+`save_snapshot` calls, many in flight (SQLite's group commit then shares one fsync among them). On
+PostgreSQL each save is its own transaction, several times slower, and the Backend protocol has no
+bulk import, so this module drives that backend's private write path (the same row, index columns
+and wakeup notification as a normal save) with many rows per transaction; when those internals are
+not there it falls back to plain saves and says so in the report.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from sayiir_server.model import utc_now
 from sayiir_server.store import Backend
 
 ROWS_PER_TRANSACTION = 2_000
-CONCURRENT_SAVES = 64
-"""Plain saves in flight at once on the fallback path: enough to keep a connection pool busy."""
+CONCURRENT_SAVES = 256
+"""Plain saves in flight at once: enough for full group commits and a busy connection pool."""
 
 SEED_KINDS = ("in_progress", "completed")
 
@@ -35,22 +35,6 @@ def _builder(kind: str) -> Callable[[int], pb.WorkflowSnapshot]:
     if kind == "completed":
         return lambda index: completed_snapshot(f"done-{index:07d}")
     raise ValueError(f"unknown seed kind {kind!r}; known: {', '.join(SEED_KINDS)}")
-
-
-def _sqlite_writer(backend: Any) -> BulkWriter | None:
-    storage: Any = getattr(backend, "_storage", None)
-    if not (hasattr(backend, "_run") and hasattr(storage, "_transaction") and hasattr(storage, "_write")):
-        return None
-
-    async def write(snapshots: Sequence[pb.WorkflowSnapshot]) -> None:
-        def transaction() -> None:
-            with storage._transaction(write=True):
-                for snapshot in snapshots:
-                    storage._write(None, snapshot)
-
-        await backend._run(transaction)
-
-    return write
 
 
 def _postgres_writer(backend: Any) -> BulkWriter | None:
@@ -73,10 +57,7 @@ def _postgres_writer(backend: Any) -> BulkWriter | None:
 
 
 def _bulk_writer(backend: Backend) -> BulkWriter | None:
-    module = type(backend).__module__
-    if module.startswith("sayiir_server.backends.sqlite"):
-        return _sqlite_writer(backend)
-    if module.startswith("sayiir_server.backends.postgres"):
+    if type(backend).__module__.startswith("sayiir_server.backends.postgres"):
         return _postgres_writer(backend)
     return None
 

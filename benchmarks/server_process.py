@@ -92,6 +92,18 @@ class ServerProcess:
         times = psutil.Process(self._process.pid).cpu_times()
         return float(times.user + times.system)
 
+    async def wait_idle(self, timeout: float = 60.0, interval: float = 0.25, busy_fraction: float = 0.05) -> float:
+        """Wait until the server uses under `busy_fraction` of a core over `interval` (work queued by a seeding,
+        such as PostgreSQL notifications, is done); returns the seconds waited, at most `timeout`."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while loop.time() - started < timeout:
+            before = self.cpu_seconds()
+            await asyncio.sleep(interval)
+            if self.cpu_seconds() - before < interval * busy_fraction:
+                break
+        return loop.time() - started
+
     async def stop(self) -> None:
         """Ask the child to drain and exit; kill it if it does not within a few seconds."""
         if self._process.returncode is not None:
