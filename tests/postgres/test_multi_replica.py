@@ -54,8 +54,10 @@ class Child:
     lines: list[str] = field(default_factory=list)
     _drains: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def drain(self, stream: asyncio.StreamReader | None, first_match: re.Pattern[str]) -> asyncio.Future[str]:
-        """Keep reading `stream`; the future resolves with the first regex match."""
+    def drain(
+        self, stream: asyncio.StreamReader | None, first_match: re.Pattern[str] | None = None
+    ) -> asyncio.Future[str]:
+        """Keep reading `stream` to its end; the future resolves with the first match of `first_match`, if given."""
         found: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
         async def read() -> None:
@@ -63,10 +65,14 @@ class Child:
             async for raw in stream:
                 line = raw.decode(errors="replace").rstrip()
                 self.lines.append(line)
-                match = first_match.search(line)
+                match = first_match.search(line) if first_match is not None else None
                 if match is not None and not found.done():
                     found.set_result(match.group(1) if match.groups() else line)
-            if not found.done():
+            if found.done():
+                return
+            if first_match is None:
+                found.set_result("")
+            else:
                 found.set_exception(AssertionError(f"{self.name} exited early: {self.lines[-20:]}"))
 
         self._drains.append(asyncio.create_task(read()))
@@ -108,7 +114,7 @@ async def _children() -> AsyncIterator[list[Child]]:
 async def _start_replica(url: str, children: list[Child], index: int) -> str:
     child = await _spawn(f"replica-{index}", *SERVER_COMMAND, "--listen", "127.0.0.1:0", "--backend", url)
     children.append(child)
-    child.drain(child.process.stdout, re.compile(r"$^"))
+    child.drain(child.process.stdout)
     return await asyncio.wait_for(child.drain(child.process.stderr, _LISTENING), START_TIMEOUT)
 
 
@@ -118,7 +124,7 @@ async def _start_worker(target: str, worker_id: str, out: Path, children: list[C
     child = await _spawn(worker_id, *command)
     children.append(child)
     ready = child.drain(child.process.stdout, re.compile(r"^ready$"))
-    child.drain(child.process.stderr, re.compile(r"$^"))
+    child.drain(child.process.stderr)
     await asyncio.wait_for(ready, START_TIMEOUT)
     return child
 
