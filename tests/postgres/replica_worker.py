@@ -1,11 +1,16 @@
 """A worker process of the multi-replica test, on the generated stubs alone.
 
-    python -m tests.postgres.replica_worker --target HOST:PORT --worker-id ID --out FILE
+    python -m tests.postgres.replica_worker --target HOST:PORT --worker-id ID --shard I --shards N --out FILE
 
 It subscribes to WatchWakeups on its replica, prints "ready" once the stream is
-open, then runs the worker protocol of SPEC §9 on every hint (falling back to
-FindAvailableTasks when no hint came for a while): find, claim, post-claim
-guard, "execute" (record the instance id), fenced save to Completed, release.
+open, then runs the worker protocol of SPEC §9: find, claim, post-claim guard,
+"execute" (record the instance id), fenced save to Completed, release.
+
+Every worker hears every hint. Acting on all of them would make N workers look
+up each task; instead a worker acts on the hints of its two shards, I and I−1,
+so each task is raced by exactly two workers (neighbours, which the test puts on
+different replicas), and it polls FindAvailableTasks when no hint came for a
+while, racing every idle worker for whatever is left.
 On SIGTERM it writes what it executed and which hints it heard to FILE as JSON.
 """
 
@@ -16,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,9 +55,15 @@ class Record:
     guard_refusals: int = 0
 
 
+def shard_of(instance_id: str, shards: int) -> int:
+    return zlib.crc32(instance_id.encode()) % shards
+
+
 class Worker:
-    def __init__(self, channel: grpc.aio.Channel, worker_id: str) -> None:
+    def __init__(self, channel: grpc.aio.Channel, worker_id: str, shard: int, shards: int) -> None:
         self.worker_id = worker_id
+        self.shards = shards
+        self.own_shards = {shard, (shard - 1) % shards}
         self.claims = services.TaskClaimStoreStub(channel)
         self.snapshots = services.SnapshotStoreStub(channel)
         self.signals = services.SignalStoreStub(channel)
@@ -64,7 +76,8 @@ class Worker:
         ready.set()
         async for response in call:
             self.record.hinted.append(response.hint.instance_id)
-            self.hints.put_nowait(response.hint)
+            if shard_of(response.hint.instance_id, self.shards) in self.own_shards:
+                self.hints.put_nowait(response.hint)
 
     async def run(self) -> None:
         while True:
@@ -133,12 +146,12 @@ class Worker:
         return None if control.HasField("control_signal") else snapshot
 
 
-async def main(target: str, worker_id: str, out: Path) -> None:
+async def main(target: str, worker_id: str, shard: int, shards: int, out: Path) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     async with grpc.aio.insecure_channel(target) as channel:
-        worker = Worker(channel, worker_id)
+        worker = Worker(channel, worker_id, shard, shards)
         ready = asyncio.Event()
         tasks = [asyncio.create_task(worker.listen(ready))]
         await ready.wait()
@@ -169,6 +182,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--target", required=True)
     parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--shard", type=int, required=True)
+    parser.add_argument("--shards", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.target, arguments.worker_id, arguments.out))
+    asyncio.run(main(arguments.target, arguments.worker_id, arguments.shard, arguments.shards, arguments.out))

@@ -118,9 +118,11 @@ async def _start_replica(url: str, children: list[Child], index: int) -> str:
     return await asyncio.wait_for(child.drain(child.process.stderr, _LISTENING), START_TIMEOUT)
 
 
-async def _start_worker(target: str, worker_id: str, out: Path, children: list[Child]) -> Child:
+async def _start_worker(target: str, index: int, out: Path, children: list[Child]) -> Child:
+    worker_id = f"worker-{index}"
     module = "tests.postgres.replica_worker"
-    command = (sys.executable, "-m", module, "--target", target, "--worker-id", worker_id, "--out", str(out))
+    shard = ("--shard", str(index), "--shards", str(WORKERS))
+    command = (sys.executable, "-m", module, "--target", target, "--worker-id", worker_id, *shard, "--out", str(out))
     child = await _spawn(worker_id, *command)
     children.append(child)
     ready = child.drain(child.process.stdout, re.compile(r"^ready$"))
@@ -187,9 +189,10 @@ async def test_two_replicas_and_eight_workers_execute_every_task_exactly_once(
 ) -> None:
     async with _children() as children:
         targets = [await _start_replica(postgres_url, children, index) for index in range(REPLICAS)]
+        # Neighbouring workers, which share the hints of one shard, talk to different replicas.
         workers = {
             f"worker-{index}": await _start_worker(
-                targets[index % REPLICAS], f"worker-{index}", tmp_path / f"worker-{index}.json", children
+                targets[index % REPLICAS], index, tmp_path / f"worker-{index}.json", children
             )
             for index in range(WORKERS)
         }
