@@ -36,6 +36,9 @@ _OVERWRITE = """
         END
 """
 
+# The replaced row's task, read without a lock: inside a composite the row is already locked, so this is
+# exact; two plain saves of one instance racing each other may announce a task twice or not at all, which
+# hints (advisory: workers also poll) tolerate.
 _PREVIOUS = "previous AS (SELECT current_task_id FROM snapshots WHERE instance_id = $1::text)"
 
 _ANNOUNCE = """
