@@ -31,7 +31,9 @@ def generate(out_dir: Path) -> None:
     with tempfile.TemporaryDirectory() as raw:
         subprocess.run(
             [
-                sys.executable, "-m", "grpc_tools.protoc",
+                sys.executable,
+                "-m",
+                "grpc_tools.protoc",
                 f"-I{PROTO_ROOT}",
                 f"--plugin=protoc-gen-mypy={_BIN / 'protoc-gen-mypy'}",
                 f"--plugin=protoc-gen-mypy_grpc={_BIN / 'protoc-gen-mypy_grpc'}",
@@ -58,7 +60,9 @@ def drifted(committed: Path) -> list[str]:
         fresh = Path(fresh_dir)
         generate(fresh)
         fresh_names = {p.name for p in fresh.iterdir()}
-        committed_names = {p.name for p in committed.iterdir() if p.name != "__pycache__"} if committed.exists() else set()
+        committed_names = (
+            {p.name for p in committed.iterdir() if p.name != "__pycache__"} if committed.exists() else set()
+        )
         problems = [f"missing: {n}" for n in sorted(fresh_names - committed_names)]
         problems += [f"unexpected: {n}" for n in sorted(committed_names - fresh_names)]
         problems += [
@@ -71,7 +75,9 @@ def drifted(committed: Path) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--check", action="store_true", help="fail when the committed code differs from a fresh generation")
+    parser.add_argument(
+        "--check", action="store_true", help="fail when the committed code differs from a fresh generation"
+    )
     parser.add_argument("--target", type=Path, default=TARGET)
     args = parser.parse_args()
     if args.check:
