@@ -55,6 +55,13 @@ def _seconds(text: str) -> timedelta:
     return timedelta(seconds=value)
 
 
+def _positive_seconds(text: str) -> timedelta:
+    value = _seconds(text)
+    if not value:
+        raise ValueError(f"must be a number of seconds > 0, got {text}")
+    return value
+
+
 def _log_level(text: str) -> str:
     if text.lower() not in LOG_LEVELS:
         raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, got {text!r}")
@@ -160,6 +167,13 @@ SERVE_FLAGS = (
         _seconds,
         _DEFAULTS.keepalive_time,
         "the server pings a connection idle this long, to find vanished clients",
+    ),
+    _Flag(
+        "health-check-interval",
+        "SECONDS",
+        _positive_seconds,
+        _DEFAULTS.health_check_interval,
+        "how often the backend is checked; health is NOT_SERVING while it fails",
     ),
 )
 
@@ -273,6 +287,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             max_concurrent_streams=values["max_concurrent_streams"],
             keepalive_min_ping_interval=values["keepalive_min_ping_interval"],
             keepalive_time=values["keepalive_time"],
+            health_check_interval=values["health_check_interval"],
         )
         mesh_options = MeshOptions(
             tls_cert=values["tls_cert"],

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
+from typing import Final
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sayiir_server import __version__
+from sayiir_server.health_monitor import BackendHealthMonitor
 from sayiir_server.servicers import SERVICE_NAMES, Drain, mount, persistence_servicers
 from sayiir_server.store import Backend
 
@@ -20,6 +22,12 @@ logger = logging.getLogger(__name__)
 
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 REFLECTION_SERVICE_NAME = reflection.SERVICE_NAME
+LIVENESS_SERVICE_NAME: Final = "liveness"
+"""Health name of the process alone: SERVING from start until the drain, whatever the backend's state.
+
+"" and the persistence service names follow the backend (NOT_SERVING while it is unreachable): probe them
+for readiness, and this name for liveness, so a database outage takes replicas out of rotation without
+restarting them."""
 _KEEPALIVE_TIMEOUT_MS = 20_000  # how long a keepalive ping may go unanswered before the connection is dropped
 
 
@@ -58,6 +66,12 @@ class ServerOptions:
     keepalive_time: timedelta = timedelta(seconds=60)
     """The server pings connections idle this long, so streams of vanished clients (WatchWakeups) end."""
 
+    health_check_interval: timedelta = timedelta(seconds=2)
+    """How often backend.check_health() is polled; "" and the services are NOT_SERVING while it fails."""
+
+    health_check_timeout: timedelta = timedelta(seconds=5)
+    """A health check still unanswered after this long counts as failed (a hung database cannot hang the poll)."""
+
 
 def add_persistence_servicers(server: grpc.aio.Server, backend: Backend, options: ServerOptions) -> Drain:
     """Mount the five persistence services on any aio server; start the returned Drain to end open waits."""
@@ -70,7 +84,9 @@ def add_persistence_servicers(server: grpc.aio.Server, backend: Backend, options
 class PersistenceServer:
     """A grpc.aio server serving one backend, with health checking and reflection.
 
-    `stop()` drains: health turns NOT_SERVING, new calls are refused, open
+    Health: "" and each persistence service follow the backend (polled every
+    health_check_interval), LIVENESS_SERVICE_NAME only the process.
+    `stop()` drains: health turns NOT_SERVING for good, new calls are refused, open
     WatchWakeups streams and WaitForWakeup calls end, in-flight unary calls get
     the grace period to finish, then the backend is closed.
     """
@@ -95,6 +111,13 @@ class PersistenceServer:
         self._drain = add_persistence_servicers(self._server, backend, self.options)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        self._health_monitor = BackendHealthMonitor(
+            backend,
+            self._health,
+            ("", *SERVICE_NAMES),
+            self.options.health_check_interval,
+            self.options.health_check_timeout,
+        )
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, HEALTH_SERVICE_NAME, REFLECTION_SERVICE_NAME), self._server
         )
@@ -125,9 +148,10 @@ class PersistenceServer:
         return f"{host}:{self.port}"
 
     async def start(self) -> None:
-        for name in ("", *SERVICE_NAMES):
+        for name in (LIVENESS_SERVICE_NAME, "", *SERVICE_NAMES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         await self._server.start()
+        self._health_monitor.start()
         logger.info(
             "sayiir-server %s listening on %s (backend: %s, %s)",
             __version__,
@@ -143,6 +167,7 @@ class PersistenceServer:
         self._stopped = True
         grace = self.options.grace_period if grace is None else grace
         logger.info("draining: grace period %.1f s", grace.total_seconds())
+        await self._health_monitor.stop()
         await self._health.enter_graceful_shutdown()
         self._drain.start()
         try:

@@ -22,7 +22,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sayiir_client.v1 import request_response_pb2 as rr
 from sayiir_client.v1 import service_pb2_grpc
 from sayiir_server.backends.memory import InMemoryBackend
-from sayiir_server.server import PersistenceServer, ServerOptions
+from sayiir_server.server import LIVENESS_SERVICE_NAME, PersistenceServer, ServerOptions
 from sayiir_server.servicers import SERVICE_NAMES
 
 CONSOLE_SCRIPT = str(Path(sys.executable).with_name("sayiir-server"))
@@ -117,10 +117,10 @@ def running_server() -> Iterator[str]:
 # --- a running server ----------------------------------------------------------------------------------------------
 
 
-async def test_health_answers_serving_for_the_server_and_each_service(running_server: str) -> None:
+async def test_health_answers_serving_for_the_server_each_service_and_liveness(running_server: str) -> None:
     async with grpc.aio.insecure_channel(running_server) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        for service in ("", *SERVICE_NAMES):
+        for service in ("", *SERVICE_NAMES, LIVENESS_SERVICE_NAME):
             reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
 

@@ -10,6 +10,7 @@ import yaml
 
 from sayiir_server.cli import SERVE_FLAGS, build_parser, resolve_flags
 from sayiir_server.metrics import DEFAULT_METRICS_PORT, parse_listen
+from sayiir_server.server import LIVENESS_SERVICE_NAME
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 FLAGS_BY_ENV_VAR = {flag.env_var: flag for flag in SERVE_FLAGS}
@@ -20,6 +21,7 @@ RESTATED_DEFAULTS = (
     "keepalive-time",
     "max-wait-timeout",
     "grace-period",
+    "health-check-interval",
 )
 """Limits the ConfigMap spells out: they must equal the CLI's defaults."""
 
@@ -110,8 +112,17 @@ def test_metrics_listen_on_the_documented_port() -> None:
 @pytest.mark.parametrize("probe", ["startupProbe", "readinessProbe", "livenessProbe"])
 def test_probes_are_native_grpc_health_checks_on_the_grpc_port(probe: str) -> None:
     check = _container()[probe]
-    assert check["grpc"] == {"port": _container_port("grpc")}  # no service: the server's overall health
+    assert check["grpc"]["port"] == _container_port("grpc")
     assert not {"httpGet", "tcpSocket", "exec"} & set(check)
+
+
+def test_readiness_asks_the_servers_overall_health_which_follows_the_backend() -> None:
+    assert "service" not in _container()["readinessProbe"]["grpc"]  # "": NOT_SERVING while storage is down
+
+
+@pytest.mark.parametrize("probe", ["startupProbe", "livenessProbe"])
+def test_startup_and_liveness_ask_the_process_only_name_so_an_outage_restarts_no_pod(probe: str) -> None:
+    assert _container()[probe]["grpc"]["service"] == LIVENESS_SERVICE_NAME
 
 
 def test_the_service_exposes_grpc_with_its_app_protocol_and_the_metrics_port() -> None:

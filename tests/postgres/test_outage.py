@@ -1,5 +1,6 @@
 """Outage: while the database refuses connections calls fail with BackendUnavailableError (UNAVAILABLE over
-gRPC) and health fails; once it is back, the pool and the LISTEN connection recover without a restart.
+gRPC) and health fails (NOT_SERVING over gRPC, liveness aside); once it is back, the pool, the LISTEN
+connection and the server's health recover without a restart.
 
 The outage is simulated on the test's own database, never on the shared server: every connection to it
 is terminated (pg_terminate_backend) and new ones are refused (ALLOW_CONNECTIONS false).
@@ -15,12 +16,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sayiir_client.errors import BackendUnavailableError
 from sayiir_client.v1 import request_response_pb2 as rr
 from sayiir_client.v1 import service_pb2_grpc as services
 from sayiir_server.backends.postgres import PostgresBackend
-from sayiir_server.server import PersistenceServer, ServerOptions
+from sayiir_server.server import LIVENESS_SERVICE_NAME, PersistenceServer, ServerOptions
 from tests.contract.builders import at_task, hint_for
 from tests.support.postgres import admin_connection
 
@@ -147,6 +149,30 @@ async def test_rpcs_fail_with_unavailable_during_an_outage_and_succeed_after_it(
 
             response = await snapshots.LoadSnapshot(request, timeout=30)
             assert response.snapshot == snapshot
+    finally:
+        await server.stop(timedelta(0))
+
+
+async def test_health_is_not_serving_during_an_outage_and_serving_after_it(
+    backend: PostgresBackend, database_url: str
+) -> None:
+    options = ServerOptions(listen="127.0.0.1:0", health_check_interval=timedelta(milliseconds=100))
+    server = PersistenceServer(backend, options)
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+
+            async def status_is(service: str, wanted: int) -> bool:
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+                return bool(reply.status == wanted)
+
+            assert await status_is("", health_pb2.HealthCheckResponse.SERVING)
+            async with outage(database_url):
+                assert await _eventually(lambda: status_is("", health_pb2.HealthCheckResponse.NOT_SERVING), 10)
+                assert await status_is(LIVENESS_SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+
+            assert await _eventually(lambda: status_is("", health_pb2.HealthCheckResponse.SERVING), RECOVERY_WAIT)
     finally:
         await server.stop(timedelta(0))
 
