@@ -37,6 +37,9 @@ from benchmarks.wakeup import wakeup_latency
 
 logger = logging.getLogger("benchmarks")
 
+WAKEUP_ROW = "wakeup: save → WatchWakeups hint"
+WAKEUP_ACROSS_REPLICAS_ROW = "wakeup across replicas: save on A → WatchWakeups hint on B"
+
 _MIB = 1024 * 1024
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 16 * _MIB), ("grpc.max_send_message_length", 16 * _MIB)]
 
@@ -128,6 +131,12 @@ def _slug(text: str) -> str:
 def _client_cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
+
+
+def _wakeup_row(name: str, backend: str, result: measure.Measurement, note: str) -> Row:
+    row = Row.measured(name, backend, result, kind="wakeup", note=note)
+    row.ops_per_s = None  # sequential probes: a rate would only restate the latency
+    return row
 
 
 def _error_row(operation: str, backend: str, error: Exception) -> Row:
@@ -262,18 +271,37 @@ class Harness:
                 except Exception as error:  # a failed operation becomes a row; the others still run
                     self.report.rows.append(_error_row(operation.name, target.name, error))
             await self._measure_wakeups(server, target.name, channel)
+            if target.replicated:
+                await self._measure_wakeups_across_replicas(target.name, url, server, channel)
 
     async def _measure_wakeups(self, server: ServerProcess, backend: str, channel: grpc.aio.Channel) -> None:
-        name = "wakeup: save → WatchWakeups hint"
+        name = WAKEUP_ROW
         try:
             async with _profiling(server, self._profile_path(backend, name)):
                 result = await wakeup_latency(channel, self.config.wakeup_samples)
         except Exception as error:
             self.report.rows.append(_error_row(name, backend, error))
             return
-        row = Row.measured(name, backend, result, kind="wakeup", note="one save at a time, otherwise idle server")
-        row.ops_per_s = None  # sequential probes: a rate would only restate the latency
-        self.report.rows.append(row)
+        self.report.rows.append(_wakeup_row(name, backend, result, "one save at a time, otherwise idle server"))
+
+    async def _measure_wakeups_across_replicas(
+        self, backend: str, url: str, replica_a: ServerProcess, channel_a: grpc.aio.Channel
+    ) -> None:
+        """Saves sent to replica A (the throughput server), hints watched on a second server on the same storage."""
+        name = WAKEUP_ACROSS_REPLICAS_ROW
+        logger.info("%s: %s (starting replica B)", backend, name)
+        try:
+            async with (
+                _serving(["--backend", url], self._logs / f"{backend}-replica-b.log") as (replica_b, channel_b),
+                _profiling(replica_a, self._profile_path(backend, name + " replica A")),
+                _profiling(replica_b, self._profile_path(backend, name + " replica B")),
+            ):
+                result = await wakeup_latency(channel_a, self.config.wakeup_samples, watch_channel=channel_b)
+        except Exception as error:
+            self.report.rows.append(_error_row(name, backend, error))
+            return
+        note = "save sent to replica A, WatchWakeups on replica B (two server processes, one database); one at a time"
+        self.report.rows.append(_wakeup_row(name, backend, result, note))
 
     # -- scaling -------------------------------------------------------------------------------------
 
@@ -352,7 +380,7 @@ def evaluate_targets(report: Report, config: RunConfig) -> list[Target]:
     for backend, status in report.backends.items():
         if status != "measured":
             continue
-        row = report.find("wakeup: save → WatchWakeups hint", backend)
+        row = report.find(WAKEUP_ROW, backend)
         p50 = None if row is None else row.p50_ms
         measured = "not measured" if p50 is None else f"p50 {p50:.2f} ms"
         targets.append(Target(f"wakeup p50 on {backend} ≤ 5 ms", measured, None if p50 is None else p50 <= 5))

@@ -31,6 +31,8 @@ class BackendTarget:
     fresh_url: Callable[[], AbstractAsyncContextManager[str]]
     settle: Callable[[str], Awaitable[str]] = _nothing_to_settle
     """After a bulk seeding: bring the storage to the steady state it would reach by itself; says what it did."""
+    replicated: bool = False
+    """Several server processes can serve one storage, each hearing the wakeups of the others' writes."""
 
 
 @asynccontextmanager
@@ -93,7 +95,7 @@ async def _analyze_postgres(url: str) -> str:
 TARGETS = (
     BackendTarget("memory", _memory_url),
     BackendTarget("sqlite", _sqlite_url),
-    BackendTarget("postgres", _postgres_url, _analyze_postgres),
+    BackendTarget("postgres", _postgres_url, _analyze_postgres, replicated=True),
 )
 BACKEND_NAMES = tuple(target.name for target in TARGETS)
 

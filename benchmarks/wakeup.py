@@ -1,4 +1,8 @@
-"""Wakeup latency: from sending the save that makes a task ready to a WatchWakeups subscriber holding its hint."""
+"""Wakeup latency: from sending the save that makes a task ready to a WatchWakeups subscriber holding its hint.
+
+The save and the subscription may go to different server replicas on one database: then the hint
+travels through the database (PostgreSQL NOTIFY) from the replica that wrote to the one that watches.
+"""
 
 from __future__ import annotations
 
@@ -49,10 +53,13 @@ class _Subscriber:
             await self._reader
 
 
-async def wakeup_latency(channel: grpc.aio.Channel, samples: int) -> Measurement:
-    """`samples` saves of a new ready instance, one at a time, each timed until its hint arrives."""
-    snapshots = rpc.SnapshotStoreStub(channel)
-    subscriber = _Subscriber(channel)
+async def wakeup_latency(
+    save_channel: grpc.aio.Channel, samples: int, watch_channel: grpc.aio.Channel | None = None
+) -> Measurement:
+    """`samples` saves of a new ready instance through `save_channel`, one at a time, each timed until its
+    hint arrives on a WatchWakeups stream of `watch_channel` (the same server when None)."""
+    snapshots = rpc.SnapshotStoreStub(save_channel)
+    subscriber = _Subscriber(save_channel if watch_channel is None else watch_channel)
     run = secrets.token_hex(4)
     try:
         await _until_subscribed(snapshots, subscriber, run)

@@ -28,6 +28,8 @@ THROUGHPUT_ROWS = (
     "PrepareRun",
 )
 WAKEUP_ROW = "wakeup: save → WatchWakeups hint"
+WAKEUP_ACROSS_REPLICAS_ROW = "wakeup across replicas: save on A → WatchWakeups hint on B"
+"""Only on PostgreSQL: the one backend whose server replicas share storage and hear each other's wakeups."""
 FIND_AT_1K = "FindAvailableTasks(limit=10) @ 1,000 InProgress"
 FIND_AT_1K_WITH_COMPLETED = "FindAvailableTasks(limit=10) @ 1,000 InProgress + 1,000 Completed"
 MEMORY_ROW = "server memory per 10,000 instances"
@@ -37,6 +39,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 def _expected_rows(backend: str) -> set[str]:
     rows = {*THROUGHPUT_ROWS, WAKEUP_ROW, FIND_AT_1K}
+    rows |= {WAKEUP_ACROSS_REPLICAS_ROW} if backend == "postgres" else set()
     return rows | ({MEMORY_ROW} if backend == "memory" else {FIND_AT_1K_WITH_COMPLETED})
 
 
@@ -93,6 +96,17 @@ def test_every_measured_backend_has_every_row(results: dict[str, Any]) -> None:
 def test_no_row_reports_an_error(results: dict[str, Any]) -> None:
     errors = [(row["backend"], row["operation"], row["note"]) for row in results["rows"] if row["kind"] == "error"]
     assert errors == []
+
+
+def test_a_measured_postgres_reports_wakeup_latency_across_replicas(results: dict[str, Any]) -> None:
+    if results["backends"]["postgres"] != "measured":
+        pytest.skip("PostgreSQL was not reachable: no replicas to measure across")
+    row = next(row for row in _rows_of(results, "postgres") if row["operation"] == WAKEUP_ACROSS_REPLICAS_ROW)
+    assert row["kind"] == "wakeup"
+    assert row["samples"] == results["meta"]["config"]["wakeup_samples"]
+    assert row["p50_ms"] is not None
+    assert row["p99_ms"] is not None
+    assert row["ratio_to_echo"] is None
 
 
 def test_every_throughput_row_carries_its_echo_ceiling(results: dict[str, Any]) -> None:
