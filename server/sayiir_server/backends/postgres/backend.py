@@ -85,8 +85,21 @@ def _claim_error(instance_id: str, task_id: bytes, holder: str | None) -> Backen
     return ClaimLostError(f"task {task_id.hex()} of workflow instance {instance_id!r} is claimed by worker {holder!r}")
 
 
-def _server_settings(options: PostgresOptions) -> dict[str, str] | None:
-    return None if options.schema is None else {"search_path": options.schema}
+PLAN_CACHE_MODE = "force_custom_plan"
+"""plan_cache_mode of every pooled connection: plan each statement for its actual parameters and table.
+
+asyncpg prepares every statement once per connection, and PostgreSQL switches a prepared statement to a
+generic plan after five executions when that looks no worse; dispatch queries prepared while the table
+was small then keep a plan that is ~100× slower once it has grown (find_available_tasks: 265–346 ms at
+100,000 InProgress instances instead of 2.7 ms). Planning these statements costs far less than one such
+mistake, and a per-statement setting would take a SET LOCAL round trip per call."""
+
+
+def _server_settings(options: PostgresOptions) -> dict[str, str]:
+    settings = {"plan_cache_mode": PLAN_CACHE_MODE}
+    if options.schema is not None:
+        settings["search_path"] = options.schema
+    return settings
 
 
 def _copy(snapshot: pb.WorkflowSnapshot) -> pb.WorkflowSnapshot:

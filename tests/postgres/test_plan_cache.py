@@ -1,0 +1,104 @@
+"""No generic plan outlives the table it was chosen for: pooled connections plan each execution for its
+parameters (plan_cache_mode=force_custom_plan), so the dispatch query prepared while the table was small
+still reads the partial index after it has grown.
+
+Nothing here is timed: PostgreSQL counts, per prepared statement, how many generic and custom plans it
+used (pg_prepared_statements), and each test runs the backend on a pool of one connection so that every
+call lands on the connection it inspects.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from sayiir_server.backends.postgres import PostgresBackend, queries
+from sayiir_server.backends.postgres.backend import PLAN_CACHE_MODE
+from sayiir_server.backends.postgres.options import parse_postgres_url
+from sayiir_server.backends.postgres.rows import hint_payload, snapshot_row
+from sayiir_server.model import utc_now
+from tests.contract.builders import at_task
+from tests.postgres.conftest import OpenReplica
+
+pytestmark = pytest.mark.postgres
+
+SMALL = 20
+GROWN = 5_000
+CALLS_WHILE_SMALL = 8
+"""More than the five custom plans after which PostgreSQL may switch a prepared statement to a generic one."""
+
+PLAN_COUNTS = "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1"
+
+
+def _one_connection(url: str) -> str:
+    parts = urlsplit(url)
+    query = urlencode([*parse_qsl(parts.query), ("pool_min", "1"), ("pool_max", "1")])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+async def _seed_ready(backend: PostgresBackend, first: int, count: int) -> None:
+    """`count` ready InProgress instances in one transaction (the seeding path of the benchmarks)."""
+    rows = [
+        (*snapshot_row(snapshot).values(), hint_payload(snapshot), "unheard")
+        for snapshot in (at_task(f"ready-{index}") for index in range(first, first + count))
+    ]
+    await backend._in_transaction(lambda connection: connection.executemany(queries.SAVE_SNAPSHOT, rows))
+
+
+async def _find(backend: PostgresBackend) -> None:
+    assert len(await backend.find_available_tasks("worker-a", 10, timedelta(hours=1), [])) == 10
+
+
+async def _plan_counts(backend: PostgresBackend, statement: str) -> tuple[int, int]:
+    row = await backend._run(lambda connection: connection.fetchrow(PLAN_COUNTS, statement))
+    assert row is not None, "the statement was not prepared on the pooled connection"
+    return row["generic_plans"], row["custom_plans"]
+
+
+async def test_every_pooled_connection_plans_each_execution_for_its_parameters(
+    postgres_url: str, open_replica: OpenReplica
+) -> None:
+    backend = await open_replica(postgres_url)
+
+    assert await backend._run(lambda connection: connection.fetchval("SHOW plan_cache_mode")) == PLAN_CACHE_MODE
+
+
+async def test_find_candidates_never_runs_a_generic_plan_cached_while_the_table_was_small(
+    postgres_url: str, open_replica: OpenReplica
+) -> None:
+    backend = await open_replica(_one_connection(postgres_url))
+    await _seed_ready(backend, 0, SMALL)
+    for _ in range(CALLS_WHILE_SMALL):
+        await _find(backend)
+
+    await _seed_ready(backend, SMALL, GROWN)
+    await _find(backend)
+
+    generic, custom = await _plan_counts(backend, queries.FIND_CANDIDATES)
+    assert generic == 0
+    assert custom == CALLS_WHILE_SMALL + 1
+
+
+async def test_without_the_setting_postgresql_caches_a_generic_plan_of_find_candidates(
+    postgres_url: str, open_replica: OpenReplica
+) -> None:
+    """The trap the setting avoids, shown on a plain connection (plan_cache_mode=auto) on the same table."""
+    backend = await open_replica(postgres_url)
+    await _seed_ready(backend, 0, SMALL)
+    parsed = parse_postgres_url(postgres_url)
+    plain: Any = await asyncpg.connect(
+        parsed.dsn, server_settings={"search_path": parsed.options.schema or "public", "plan_cache_mode": "auto"}
+    )
+    try:
+        arguments: tuple[object, ...] = ("worker-a", 10, 3600.0, utc_now(), [])
+        for _ in range(CALLS_WHILE_SMALL):
+            await plain.fetch(queries.FIND_CANDIDATES, *arguments)
+        generic, _custom = await plain.fetchrow(PLAN_COUNTS, queries.FIND_CANDIDATES)
+    finally:
+        await plain.close()
+
+    assert generic > 0
