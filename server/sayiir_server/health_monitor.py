@@ -86,5 +86,5 @@ class BackendHealthMonitor:
 
     async def _poll_forever(self) -> None:
         while True:
+            await asyncio.sleep(self._interval)  # the first check can wait: the backend has just opened
             await self.check()
-            await asyncio.sleep(self._interval)
