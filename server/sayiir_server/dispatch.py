@@ -9,14 +9,31 @@ task ready (wakeup hints).
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.model import current_task_id, find_result, state_of, timestamp, to_datetime
 from sayiir_server.snapshots import record_task_result
 
 DEFAULT_PRIORITY = 3
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def datetime_micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch of an aware datetime, exactly."""
+    return (moment - _EPOCH) // _ONE_MICROSECOND
+
+
+def timestamp_micros(ts: Timestamp) -> int:
+    """Microseconds since the Unix epoch, truncated toward zero as Timestamp.ToDatetime truncates nanos."""
+    nanos = ts.nanos
+    return ts.seconds * 1_000_000 + (nanos // 1000 if nanos >= 0 else -(-nanos // 1000))
 
 
 def signal_task_id(signal_name: str) -> bytes:
@@ -104,8 +121,8 @@ def task_input(snapshot: pb.WorkflowSnapshot) -> bytes | None:
     return None if last is None else last.output
 
 
-def available_task(snapshot: pb.WorkflowSnapshot, worker_tags: Sequence[str], now: datetime) -> pb.AvailableTask | None:
-    """Rule 3 over the snapshot alone: the caller has already excluded pending signals and live claims."""
+def _offer(snapshot: pb.WorkflowSnapshot, worker_tags: Sequence[str], now: datetime) -> tuple[bytes, bytes] | None:
+    """Rule 3 over the snapshot alone: (task id, input) when it offers a task, else None."""
     task_id = current_task_id(snapshot)
     if task_id is None or find_result(snapshot.in_progress.completed_tasks, task_id) is not None:
         return None
@@ -117,6 +134,24 @@ def available_task(snapshot: pb.WorkflowSnapshot, worker_tags: Sequence[str], no
     task_input_bytes = task_input(snapshot)
     if task_input_bytes is None:
         return None
+    return task_id, task_input_bytes
+
+
+def candidate_task_id(snapshot: pb.WorkflowSnapshot, worker_tags: Sequence[str], now: datetime) -> bytes | None:
+    """Rule 3 without building the AvailableTask: the task id on offer, else None.
+
+    The caller has already excluded pending signals and live claims.
+    """
+    offer = _offer(snapshot, worker_tags, now)
+    return None if offer is None else offer[0]
+
+
+def available_task(snapshot: pb.WorkflowSnapshot, worker_tags: Sequence[str], now: datetime) -> pb.AvailableTask | None:
+    """Rule 3 over the snapshot alone: the caller has already excluded pending signals and live claims."""
+    offer = _offer(snapshot, worker_tags, now)
+    if offer is None:
+        return None
+    task_id, task_input_bytes = offer
     task = pb.AvailableTask(
         instance_id=snapshot.instance_id,
         task_id=task_id,
@@ -129,23 +164,53 @@ def available_task(snapshot: pb.WorkflowSnapshot, worker_tags: Sequence[str], no
     return task
 
 
+def failed_here(snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
+    """Whether this worker was the last to fail the task (rule 4's soft anti-affinity sends it last)."""
+    retry = retry_state(snapshot, task_id)
+    return retry is not None and retry.HasField("last_failed_worker") and retry.last_failed_worker == worker_id
+
+
+def priority_of(snapshot: pb.WorkflowSnapshot) -> int:
+    return snapshot.task_priority if snapshot.HasField("task_priority") else DEFAULT_PRIORITY
+
+
+def effective_priority(priority: int, updated_us: int, now_us: int, aging_seconds: float) -> float:
+    """Rule 4's priority − (now − updated_at) / aging_interval, in whole microseconds.
+
+    Bit for bit what timedelta arithmetic gives (total_seconds() is the exact microsecond count over 10⁶),
+    without building a datetime per candidate.
+    """
+    return priority - ((now_us - updated_us) / 1_000_000) / aging_seconds
+
+
 def dispatch_order_key(
     snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str, aging_interval: timedelta, now: datetime
 ) -> tuple[int, float, str]:
     """Rule 4: others' failures first (anti-affinity), then effective priority, then instance id."""
-    retry = retry_state(snapshot, task_id)
-    failed_here = retry is not None and retry.HasField("last_failed_worker") and retry.last_failed_worker == worker_id
-    priority = snapshot.task_priority if snapshot.HasField("task_priority") else DEFAULT_PRIORITY
-    waited = (now - to_datetime(snapshot.updated_at)).total_seconds()
-    return (int(failed_here), priority - waited / aging_interval.total_seconds(), snapshot.instance_id)
+    return _order_key(snapshot, task_id, worker_id, aging_interval.total_seconds(), datetime_micros(now))
+
+
+def _order_key(
+    snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str, aging_seconds: float, now_us: int
+) -> tuple[int, float, str]:
+    updated_us = timestamp_micros(snapshot.updated_at)
+    priority = effective_priority(priority_of(snapshot), updated_us, now_us, aging_seconds)
+    return (int(failed_here(snapshot, task_id, worker_id)), priority, snapshot.instance_id)
 
 
 def order_and_limit(
     tasks: Iterable[pb.AvailableTask], worker_id: str, aging_interval: timedelta, now: datetime, limit: int
 ) -> list[pb.AvailableTask]:
-    """Rules 4 and 5: sort candidates into dispatch order, then cut at limit."""
-    ordered = sorted(tasks, key=lambda t: dispatch_order_key(t.snapshot, t.task_id, worker_id, aging_interval, now))
-    return ordered[:limit]
+    """Rules 4 and 5: the first `limit` candidates in dispatch order (keys are unique: they end in the instance id)."""
+    aging_seconds = aging_interval.total_seconds()
+    now_us = datetime_micros(now)
+
+    def key(task: pb.AvailableTask) -> tuple[int, float, str]:
+        return _order_key(task.snapshot, task.task_id, worker_id, aging_seconds, now_us)
+
+    if limit < 0:  # a negative cut keeps its old slice meaning: all but the last -limit
+        return sorted(tasks, key=key)[:limit]
+    return heapq.nsmallest(limit, tasks, key=key)
 
 
 def wakeup_hint(snapshot: pb.WorkflowSnapshot) -> pb.TaskWakeupHint:
