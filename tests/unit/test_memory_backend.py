@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from sayiir_client.errors import NotFoundError
 from sayiir_client.v1 import messages_pb2 as pb
+from sayiir_server import dispatch
 from sayiir_server.backends import open_backend
 from sayiir_server.backends.memory import InMemoryBackend
 from sayiir_server.model import CANCEL, PAUSE, current_task_id, state_of, timestamp
@@ -253,3 +254,53 @@ async def test_a_fenced_save_without_the_claim_publishes_nothing(backend: InMemo
     assert backend.wakeups.published == published
     assert state_of(await backend.load_snapshot("a")) == "in_progress"
     assert current_task_id(await backend.load_snapshot("a")) == FIRST_TASK
+
+
+def at_signal(instance_id: str, signal_name: str) -> pb.WorkflowSnapshot:
+    signal = pb.AtSignal(signal_id=DELAY, signal_name=signal_name, next_task_id=SECOND_TASK)
+    return running(instance_id, pb.ExecutionPosition(at_signal=signal))
+
+
+async def test_find_available_tasks_looks_only_at_ready_and_due_instances(
+    backend: InMemoryBackend, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finished runs and waits that nothing released are never inspected, however many there are."""
+    for number in range(5_000):
+        finished = running(f"done-{number}")
+        finished.completed.CopyFrom(pb.CompletedState(final_output=b"out"))
+        await backend.save_snapshot(finished)
+    for number in range(2_500):
+        await backend.save_snapshot(at_delay(f"sleeping-{number}", START + timedelta(hours=1)))
+        await backend.save_snapshot(at_signal(f"waiting-{number}", "approval"))
+    ready = {f"ready-{number}" for number in range(20)}
+    for instance_id in ready:
+        await backend.save_snapshot(running(instance_id))
+    await backend.save_snapshot(at_delay("due", START + timedelta(seconds=1)))
+    await backend.send_event("waiting-7", "approval", b"yes")
+    clock.advance(1)
+    inspected: list[str] = []
+    built: list[str] = []
+    offered, available = dispatch.candidate_task_id, dispatch.available_task
+
+    def counting_offers(snapshot: pb.WorkflowSnapshot, worker_tags: Sequence[str], now: datetime) -> bytes | None:
+        inspected.append(snapshot.instance_id)
+        return offered(snapshot, worker_tags, now)
+
+    def counting_builds(
+        snapshot: pb.WorkflowSnapshot, worker_tags: Sequence[str], now: datetime
+    ) -> pb.AvailableTask | None:
+        built.append(snapshot.instance_id)
+        return available(snapshot, worker_tags, now)
+
+    monkeypatch.setattr(dispatch, "candidate_task_id", counting_offers)
+    monkeypatch.setattr(dispatch, "available_task", counting_builds)
+
+    found = await backend.find_available_tasks("w", 10, timedelta(seconds=1), [])
+
+    assert len(found) == 10
+    assert set(inspected) <= ready | {"due", "waiting-7"}
+    assert len(inspected) <= len(ready) + 2
+    assert built == [task.instance_id for task in found]  # only the chosen pay for a snapshot copy
+    assert state_of(await backend.load_snapshot("due")) == "in_progress"
+    assert current_task_id(await backend.load_snapshot("due")) == SECOND_TASK
+    assert current_task_id(await backend.load_snapshot("waiting-7")) == SECOND_TASK

@@ -8,12 +8,18 @@ Atomicity: the backend lives on one asyncio event loop and no method awaits
 while it reads or writes its dicts, so every method, composites included, runs
 as one indivisible step. Messages are copied on the way in and on the way out:
 a caller can never mutate what is stored.
+
+Scaling: find_available_tasks never walks every instance. Each snapshot write
+keeps indexes up to date: ready instances by priority and age (read lazily in
+dispatch order), wake times of delays and signal timeouts, and signal waits
+whose event is buffered. Claims with an expiry sit in a heap of expiry times.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -31,6 +37,7 @@ from sayiir_server.model import (
     SignalKind,
     clamp_aging_interval,
     current_task_id,
+    find_result,
     state_of,
     timestamp,
     to_datetime,
@@ -62,6 +69,142 @@ def _not_found(instance_id: str) -> NotFoundError:
     return NotFoundError(f"workflow instance {instance_id!r} not found")
 
 
+def _ascending(heap: list[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    """A binary heap's entries in sorted order, read lazily without changing the heap."""
+    frontier = [(heap[0], 0)] if heap else []
+    while frontier:
+        entry, index = heapq.heappop(frontier)
+        yield entry
+        for child in (2 * index + 1, 2 * index + 2):
+            if child < len(heap):
+                heapq.heappush(frontier, (heap[child], child))
+
+
+def _worth_compacting(heap_entries: int, live_entries: int) -> bool:
+    """Lazily deleted entries are dropped once they outnumber the live ones."""
+    return heap_entries > 2 * live_entries + 64
+
+
+class _ReadyIndex:
+    """InProgress instances at an AtTask whose task is not completed: one heap per priority, oldest update first.
+
+    Within one priority, rule 4's effective priority only grows with updated_at, so each heap read in
+    order is a stream in dispatch order. Heap entries are deleted lazily: an entry counts only while it
+    matches the instance's current (priority, updated_at).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[int, int]] = {}
+        self._heaps: dict[int, list[tuple[int, str]]] = {}
+        self._heap_entries = 0
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._heaps.clear()
+        self._heap_entries = 0
+
+    def update(self, snapshot: pb.WorkflowSnapshot, task_id: bytes) -> None:
+        """Index (or drop) an InProgress snapshot positioned at `task_id`."""
+        instance_id = snapshot.instance_id
+        if find_result(snapshot.in_progress.completed_tasks, task_id) is not None:
+            self.discard(instance_id)
+            return
+        entry = (dispatch.priority_of(snapshot), dispatch.timestamp_micros(snapshot.updated_at))
+        previous = self._entries.get(instance_id)
+        if previous == entry:
+            return
+        if previous is not None:
+            self.discard(instance_id)
+        self._entries[instance_id] = entry
+        heapq.heappush(self._heaps.setdefault(entry[0], []), (entry[1], instance_id))
+        self._heap_entries += 1
+        if _worth_compacting(self._heap_entries, len(self._entries)):
+            self._compact()
+
+    def discard(self, instance_id: str) -> None:
+        entry = self._entries.pop(instance_id, None)
+        if entry is not None:
+            self._drop_stale_tops(entry[0])
+
+    def priorities(self) -> list[int]:
+        return list(self._heaps)
+
+    def in_order(self, priority: int) -> Iterator[tuple[int, str]]:
+        """(updated_at µs, instance id) of the ready instances of one priority, oldest first."""
+        previous: tuple[int, str] | None = None
+        for entry in _ascending(self._heaps.get(priority, [])):
+            updated_us, instance_id = entry
+            # A repeated entry (the instance left that position and came back) is yielded once.
+            if entry != previous and self._entries.get(instance_id) == (priority, updated_us):
+                previous = entry
+                yield entry
+
+    def _is_stale(self, priority: int, entry: tuple[int, str]) -> bool:
+        return self._entries.get(entry[1]) != (priority, entry[0])
+
+    def _drop_stale_tops(self, priority: int) -> None:
+        """Dispatch takes the oldest first, so the entries it leaves behind mostly surface at the top."""
+        heap = self._heaps.get(priority)
+        if heap is None:
+            return
+        while heap and self._is_stale(priority, heap[0]):
+            heapq.heappop(heap)
+            self._heap_entries -= 1
+        if not heap:
+            del self._heaps[priority]
+
+    def _compact(self) -> None:
+        self._heaps = {}
+        for instance_id, (priority, updated_us) in self._entries.items():
+            self._heaps.setdefault(priority, []).append((updated_us, instance_id))
+        for heap in self._heaps.values():
+            heapq.heapify(heap)
+        self._heap_entries = len(self._entries)
+
+
+class _WakeIndex:
+    """Instances time alone will advance (a delay's end, a signal's timeout), in a heap of wake times (µs).
+
+    Entries are deleted lazily: an entry counts only while it matches the instance's current wake time.
+    """
+
+    def __init__(self) -> None:
+        self._wake_us: dict[str, int] = {}
+        self._heap: list[tuple[int, str]] = []
+
+    def clear(self) -> None:
+        self._wake_us.clear()
+        self._heap.clear()
+
+    def update(self, snapshot: pb.WorkflowSnapshot) -> None:
+        wake = dispatch.wake_at(snapshot)
+        if wake is None:
+            self.discard(snapshot.instance_id)
+            return
+        wake_us = dispatch.datetime_micros(wake)
+        if self._wake_us.get(snapshot.instance_id) == wake_us:
+            return
+        self._wake_us[snapshot.instance_id] = wake_us
+        heapq.heappush(self._heap, (wake_us, snapshot.instance_id))
+        if _worth_compacting(len(self._heap), len(self._wake_us)):
+            self._heap = [(wake_us, instance_id) for instance_id, wake_us in self._wake_us.items()]
+            heapq.heapify(self._heap)
+
+    def discard(self, instance_id: str) -> None:
+        self._wake_us.pop(instance_id, None)
+
+    def due(self, now_us: int) -> set[str]:
+        """The instances whose wake time has come; they stay indexed until a write moves them on."""
+        due: set[str] = set()
+        while self._heap and self._heap[0][0] <= now_us:
+            wake_us, instance_id = heapq.heappop(self._heap)
+            if self._wake_us.get(instance_id) == wake_us:
+                due.add(instance_id)
+        for instance_id in due:
+            heapq.heappush(self._heap, (self._wake_us[instance_id], instance_id))
+        return due
+
+
 class InMemoryBackend(Backend):
     """Every storage trait over process memory; `wakeups` is the hub its writes publish to."""
 
@@ -74,6 +217,18 @@ class InMemoryBackend(Backend):
         self._signals: dict[tuple[str, SignalKind], pb.SignalRequest] = {}
         self._events: dict[tuple[str, str], deque[bytes]] = {}
         self._claims: dict[ClaimKey, pb.TaskClaim] = {}
+        # Indexes, kept by _index (snapshots) and the claim and event methods.
+        self._ready = _ReadyIndex()
+        self._waking = _WakeIndex()
+        self._signal_waits: dict[str, str] = {}
+        """Instance → the event name its InProgress AtSignal waits for."""
+        self._answered: set[str] = set()
+        """Signal waits with an event buffered under their name: the next find advances them."""
+        self._claim_expiries: list[tuple[int, ClaimKey]] = []
+        """(expires_at µs, claim key), one entry per expiry a claim has had; stale ones are skipped."""
+        self._arrival: dict[str, int] = {}
+        """Instance → when it was first stored: the order a full scan of self._snapshots would visit it in."""
+        self._arrivals = 0
 
     def reset(self) -> None:
         """Forget every snapshot, result, signal, event and claim (wakeup subscribers stay subscribed)."""
@@ -82,6 +237,12 @@ class InMemoryBackend(Backend):
         self._signals.clear()
         self._events.clear()
         self._claims.clear()
+        self._ready.clear()
+        self._waking.clear()
+        self._signal_waits.clear()
+        self._answered.clear()
+        self._claim_expiries.clear()
+        self._arrival.clear()
 
     # -- the one write path of snapshots ---------------------------------------------------------
 
@@ -93,10 +254,45 @@ class InMemoryBackend(Backend):
             self._retained[instance_id] = [_copy(result) for result in retained]
         else:
             self._retained.pop(instance_id, None)
+        if instance_id not in self._snapshots:
+            self._arrival[instance_id] = self._arrivals
+            self._arrivals += 1
         self._snapshots[instance_id] = new
+        self._index(new)
         hint = dispatch.ready_hint(previous, new)
         if hint is not None:
             self.wakeups.publish(hint)
+
+    def _index(self, snapshot: pb.WorkflowSnapshot) -> None:
+        """Bring the dispatch indexes in line with a stored snapshot (after any write to it)."""
+        instance_id = snapshot.instance_id
+        task_id = current_task_id(snapshot)
+        if task_id is not None:  # at a task: waiting neither on time nor on an event
+            self._ready.update(snapshot, task_id)
+            self._waking.discard(instance_id)
+            self._forget_signal_wait(instance_id)
+            return
+        self._ready.discard(instance_id)
+        self._waking.update(snapshot)
+        signal_name = dispatch.awaited_signal_name(snapshot)
+        if signal_name is None:
+            self._forget_signal_wait(instance_id)
+            return
+        self._signal_waits[instance_id] = signal_name
+        if (instance_id, signal_name) in self._events:
+            self._answered.add(instance_id)
+        else:
+            self._answered.discard(instance_id)
+
+    def _forget_signal_wait(self, instance_id: str) -> None:
+        if self._signal_waits.pop(instance_id, None) is not None:
+            self._answered.discard(instance_id)
+
+    def _unindex(self, instance_id: str) -> None:
+        self._ready.discard(instance_id)
+        self._waking.discard(instance_id)
+        self._forget_signal_wait(instance_id)
+        self._arrival.pop(instance_id, None)
 
     def _stored(self, instance_id: str) -> pb.WorkflowSnapshot:
         snapshot = self._snapshots.get(instance_id)
@@ -110,8 +306,11 @@ class InMemoryBackend(Backend):
         self._store(self._snapshots.get(snapshot.instance_id), _copy(snapshot))
 
     async def save_task_result(self, instance_id: str, task_id: bytes, output: bytes) -> None:
-        # In place: recording a result never moves the position, so it makes no task ready.
-        record_task_result(self._stored(instance_id), task_id, output, self._clock())
+        # In place: recording a result never moves the position, so it makes no task ready (no hint);
+        # it can complete the current task and it moves updated_at, which the ready index orders by.
+        snapshot = self._stored(instance_id)
+        if record_task_result(snapshot, task_id, output, self._clock()):
+            self._index(snapshot)
 
     async def load_snapshot(self, instance_id: str) -> pb.WorkflowSnapshot:
         return _copy(self._stored(instance_id))
@@ -120,6 +319,7 @@ class InMemoryBackend(Backend):
         if self._snapshots.pop(instance_id, None) is None:
             raise _not_found(instance_id)
         self._retained.pop(instance_id, None)
+        self._unindex(instance_id)
 
     async def list_snapshots(self) -> list[str]:
         return list(self._snapshots)
@@ -152,6 +352,8 @@ class InMemoryBackend(Backend):
 
     async def send_event(self, instance_id: str, signal_name: str, payload: bytes) -> None:
         self._events.setdefault((instance_id, signal_name), deque()).append(payload)
+        if self._signal_waits.get(instance_id) == signal_name:
+            self._answered.add(instance_id)
 
     async def consume_event(self, instance_id: str, signal_name: str) -> bytes | None:
         return self._pop_event(instance_id, signal_name)
@@ -164,6 +366,8 @@ class InMemoryBackend(Backend):
         payload = queue.popleft()
         if not queue:
             del self._events[key]
+            if self._signal_waits.get(instance_id) == signal_name:
+                self._answered.discard(instance_id)
         return payload
 
     async def check_and_cancel(self, instance_id: str, interrupted_at_task: bytes | None = None) -> bool:
@@ -227,7 +431,21 @@ class InMemoryBackend(Backend):
         if ttl is not None:
             claim.expires_at.CopyFrom(timestamp(now + ttl))
         self._claims[key] = claim
+        self._note_expiry(claim)
         return _copy(claim)
+
+    def _note_expiry(self, claim: pb.TaskClaim) -> None:
+        if not claim.HasField("expires_at"):
+            return
+        key = (claim.instance_id, claim.task_id)
+        heapq.heappush(self._claim_expiries, (dispatch.timestamp_micros(claim.expires_at), key))
+        if _worth_compacting(len(self._claim_expiries), len(self._claims)):
+            self._claim_expiries = [
+                (dispatch.timestamp_micros(held.expires_at), held_key)
+                for held_key, held in self._claims.items()
+                if held.HasField("expires_at")
+            ]
+            heapq.heapify(self._claim_expiries)
 
     def _held_claim(self, instance_id: str, task_id: bytes, worker_id: str) -> pb.TaskClaim:
         claim = self._claims.get((instance_id, task_id))
@@ -247,6 +465,7 @@ class InMemoryBackend(Backend):
         claim = self._held_claim(instance_id, task_id, worker_id)
         if claim.HasField("expires_at"):
             claim.expires_at.CopyFrom(timestamp(self._clock() + ttl))
+            self._note_expiry(claim)
 
     def _has_live_claim(self, instance_id: str, task_id: bytes, now: datetime) -> bool:
         claim = self._claims.get((instance_id, task_id))
@@ -257,23 +476,31 @@ class InMemoryBackend(Backend):
     ) -> list[pb.AvailableTask]:
         now = self._clock()
         self._drop_expired_claims(now)
-        candidates: list[pb.AvailableTask] = []
-        for instance_id in list(self._snapshots):
-            if self._has_pending_signal(instance_id):
-                continue
-            snapshot = self._advance(self._snapshots[instance_id], now)
-            task = self._candidate(snapshot, worker_tags, now)
-            if task is not None:
-                candidates.append(task)
-        interval = clamp_aging_interval(aging_interval)
-        return dispatch.order_and_limit(candidates, worker_id, interval, now, max(limit, 0))
+        self._advance_due(now)
+        if limit <= 0:
+            return []
+        chosen = self._choose(worker_id, limit, clamp_aging_interval(aging_interval), worker_tags, now)
+        tasks = [dispatch.available_task(self._snapshots[instance_id], worker_tags, now) for instance_id in chosen]
+        # available_task copies the snapshot into the AvailableTask it builds; only the chosen pay for that.
+        return [task for task in tasks if task is not None]
 
     def _drop_expired_claims(self, now: datetime) -> None:
-        for key in [key for key, claim in self._claims.items() if not _is_live(claim, now)]:
-            del self._claims[key]
+        now_us = dispatch.datetime_micros(now)
+        while self._claim_expiries and self._claim_expiries[0][0] <= now_us:
+            _, key = heapq.heappop(self._claim_expiries)
+            claim = self._claims.get(key)
+            if claim is not None and not _is_live(claim, now):
+                del self._claims[key]
 
-    def _advance(self, current: pb.WorkflowSnapshot, now: datetime) -> pb.WorkflowSnapshot:
-        """Rule 2: move a due delay, or a signal that got its event or timed out; returns what is stored now."""
+    def _advance_due(self, now: datetime) -> None:
+        """Rule 2 for the instances time or a buffered event may move, in the order a full scan would."""
+        due = self._waking.due(dispatch.datetime_micros(now)) | self._answered
+        for instance_id in sorted(due, key=self._arrival.__getitem__):
+            if not self._has_pending_signal(instance_id):
+                self._advance(self._snapshots[instance_id], now)
+
+    def _advance(self, current: pb.WorkflowSnapshot, now: datetime) -> None:
+        """Rule 2: move a due delay, or a signal that got its event or timed out."""
         updated: pb.WorkflowSnapshot | None = None
         signal_name = dispatch.awaited_signal_name(current)
         if dispatch.is_delay_due(current, now):
@@ -286,10 +513,51 @@ class InMemoryBackend(Backend):
             if payload is not None:
                 updated = _copy(current)
                 dispatch.advance_past_signal(updated, payload, now)
-        if updated is None:
-            return current
-        self._store(current, updated)
-        return updated
+        if updated is not None:
+            self._store(current, updated)
+
+    def _choose(
+        self, worker_id: str, limit: int, aging_interval: timedelta, worker_tags: Sequence[str], now: datetime
+    ) -> list[str]:
+        """Rules 3 to 5 over the ready index: the instance ids of the first `limit` candidates in dispatch order.
+
+        Each priority's stream is in ascending effective priority, so merging them on it meets candidates in
+        dispatch order, up to ties between equal effective priorities, which the final sort on the whole key
+        settles once every tie of the last one taken is in. Candidates this worker last failed sort after all
+        the others: they matter only when every stream runs dry, and by then all of them have been met.
+        """
+        now_us = dispatch.datetime_micros(now)
+        aging_seconds = aging_interval.total_seconds()
+        shunned: list[tuple[int, float, str]] = []
+
+        def stream(priority: int) -> Iterator[tuple[int, float, str]]:
+            for updated_us, instance_id in self._ready.in_order(priority):
+                task_id = self._offered_task(self._snapshots[instance_id], worker_tags, now)
+                if task_id is None:
+                    continue
+                effective = dispatch.effective_priority(priority, updated_us, now_us, aging_seconds)
+                if dispatch.failed_here(self._snapshots[instance_id], task_id, worker_id):
+                    shunned.append((1, effective, instance_id))
+                else:
+                    yield (0, effective, instance_id)
+
+        met: list[tuple[int, float, str]] = []
+        for key in heapq.merge(*(stream(p) for p in self._ready.priorities()), key=lambda key: key[1]):
+            if len(met) >= limit and key[1] > met[-1][1]:
+                break
+            met.append(key)
+        else:
+            met += shunned
+        return [instance_id for _, _, instance_id in heapq.nsmallest(limit, met)]
+
+    def _offered_task(self, snapshot: pb.WorkflowSnapshot, worker_tags: Sequence[str], now: datetime) -> bytes | None:
+        """Rule 3 for one stored snapshot, without building the AvailableTask: the task id on offer."""
+        task_id = current_task_id(snapshot)
+        if task_id is None or self._has_pending_signal(snapshot.instance_id):
+            return None
+        if self._has_live_claim(snapshot.instance_id, task_id, now):
+            return None
+        return dispatch.candidate_task_id(snapshot, worker_tags, now)
 
     def _candidate(
         self, snapshot: pb.WorkflowSnapshot, worker_tags: Sequence[str], now: datetime
