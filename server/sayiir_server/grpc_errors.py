@@ -35,6 +35,7 @@ from sayiir_client.errors import (
     RunConflictError,
     SerializationError,
 )
+from sayiir_server.calls import instance_id_of
 from sayiir_server.validation import InvalidFieldError
 
 DOMAIN = "persistence.sayiir.dev"
@@ -125,22 +126,11 @@ def _status(code: grpc.StatusCode, message: str, details: list[Message] | None =
     return status_pb2.Status(code=number, message=message, details=packed)
 
 
-def _instance_id_of(request: object) -> str:
-    """The instance id a request is about, when it names one (for ErrorInfo metadata)."""
-    if not isinstance(request, Message):
-        return ""
-    for holder in (request, getattr(request, "snapshot", None), getattr(request, "hint", None)):
-        value = getattr(holder, "instance_id", "") if holder is not None else ""
-        if isinstance(value, str) and value:
-            return value
-    return ""
-
-
 async def abort_with_error(context: grpc.aio.ServicerContext[Any, Any], error: BaseException, request: object) -> None:
     """End the RPC with the status of `error` (raises grpc.aio.AbortError)."""
     if grpc_code(error) == grpc.StatusCode.INTERNAL:
         logger.error("bug: unexpected %s in an RPC handler", type(error).__name__, exc_info=error)
-    status = error_status(error, _instance_id_of(request))
+    status = error_status(error, instance_id_of(request))
     await context.abort_with_status(rpc_status.to_status(status))
 
 
