@@ -14,7 +14,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sayiir_client.errors import SerializationError
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server import dispatch
-from sayiir_server.model import completed_tasks, current_task_id, find_result, state_of, to_datetime
+from sayiir_server.backends.index_columns import index_columns
+from sayiir_server.model import completed_tasks, to_datetime
 
 NOTIFY_CHANNEL = "sayiir_wakeups"
 """The LISTEN/NOTIFY channel wakeup hints travel on, in the default schema (channels are per database)."""
@@ -67,52 +68,28 @@ def snapshot_row(snapshot: pb.WorkflowSnapshot) -> SnapshotRow:
 
 
 def _derive_row(snapshot: pb.WorkflowSnapshot) -> SnapshotRow:
-    running = state_of(snapshot) == "in_progress"
-    task_id = current_task_id(snapshot)
-    ready = task_id if task_id is not None and _is_runnable(snapshot, task_id) else None
-    retry = dispatch.retry_state(snapshot, ready) if ready is not None else None
-    due = _wake_at(snapshot)
+    columns = index_columns(snapshot)
     return SnapshotRow(
         instance_id=snapshot.instance_id,
         snapshot=snapshot.SerializeToString(),
-        state=state_of(snapshot),
-        position=snapshot.in_progress.position.WhichOneof("position") if running else None,
-        current_task_id=task_id,
-        ready_task_id=ready,
-        priority=snapshot.task_priority if snapshot.HasField("task_priority") else dispatch.DEFAULT_PRIORITY,
-        updated_at=to_datetime(snapshot.updated_at),
-        wake_at=_round_up(due) if due is not None else None,
-        signal_name=dispatch.awaited_signal_name(snapshot),
-        tags=list(snapshot.task_tags),
-        last_failed_worker=_last_failed_worker(retry),
-        next_retry_at=_next_retry_at(retry),
+        state=columns.state,
+        position=columns.position,
+        current_task_id=columns.current_task_id,
+        ready_task_id=columns.ready_task_id,
+        priority=columns.priority,
+        updated_at=to_datetime(columns.updated_at),
+        wake_at=_round_up(columns.wake_at),
+        signal_name=columns.signal_name,
+        tags=columns.tags,
+        last_failed_worker=columns.last_failed_worker,
+        next_retry_at=_round_up(columns.next_retry_at),
     )
 
 
-def _last_failed_worker(retry: pb.TaskRetryState | None) -> str | None:
-    return retry.last_failed_worker if retry is not None and retry.HasField("last_failed_worker") else None
-
-
-def _next_retry_at(retry: pb.TaskRetryState | None) -> datetime | None:
-    return _round_up(retry.next_retry_at) if retry is not None and retry.HasField("next_retry_at") else None
-
-
-def _wake_at(snapshot: pb.WorkflowSnapshot) -> Timestamp | None:
-    """The stored timestamp behind dispatch.wake_at (which truncates nanoseconds)."""
-    if dispatch.wake_at(snapshot) is None:
-        return None
-    position = snapshot.in_progress.position
-    return position.at_delay.wake_at if position.HasField("at_delay") else position.at_signal.wake_at
-
-
-def _is_runnable(snapshot: pb.WorkflowSnapshot, task_id: bytes) -> bool:
-    """Rule 3's snapshot-only conditions that never change with time: not yet completed, an input exists."""
-    completed = find_result(snapshot.in_progress.completed_tasks, task_id) is not None
-    return not completed and dispatch.task_input(snapshot) is not None
-
-
-def _round_up(moment: Timestamp) -> datetime:
+def _round_up(moment: Timestamp | None) -> datetime | None:
     """PostgreSQL keeps microseconds: round up, so SQL never finds due what the shared rules still see waiting."""
+    if moment is None:
+        return None
     return to_datetime(moment) + (timedelta(microseconds=1) if moment.nanos % 1000 else timedelta())
 
 

@@ -27,7 +27,6 @@ from sayiir_server.backends.sqlite import queries as sql
 from sayiir_server.backends.sqlite.rows import (
     decode_signal,
     decode_snapshot,
-    micros,
     micros_timestamp,
     snapshot_columns,
 )
@@ -36,6 +35,7 @@ from sayiir_server.dispatch import (
     advance_past_signal,
     available_task,
     awaited_signal_name,
+    datetime_micros,
     dispatch_order_key,
     is_delay_due,
     is_signal_timed_out,
@@ -293,13 +293,16 @@ class SqliteStorage:
         key = {"instance_id": instance_id, "task_id": task_id}
         with self._transaction(write=True):
             row = self._one(sql.GET_CLAIM, key)
-            if row is not None and _live(row[2], micros(now)):
+            if row is not None and _live(row[2], datetime_micros(now)):
                 return None
-            expires_at_us = micros(now + ttl) if ttl is not None else None
-            claimed = {"worker_id": worker_id, "claimed_at_us": micros(now), "expires_at_us": expires_at_us}
+            expires_at_us = datetime_micros(now + ttl) if ttl is not None else None
+            claimed = {"worker_id": worker_id, "claimed_at_us": datetime_micros(now), "expires_at_us": expires_at_us}
             self._db.execute(sql.UPSERT_CLAIM, {**key, **claimed})
         claim = pb.TaskClaim(
-            instance_id=instance_id, task_id=task_id, worker_id=worker_id, claimed_at=micros_timestamp(micros(now))
+            instance_id=instance_id,
+            task_id=task_id,
+            worker_id=worker_id,
+            claimed_at=micros_timestamp(datetime_micros(now)),
         )
         if expires_at_us is not None:
             claim.expires_at.CopyFrom(micros_timestamp(expires_at_us))
@@ -321,13 +324,17 @@ class SqliteStorage:
     def extend_task_claim(self, instance_id: str, task_id: bytes, worker_id: str, ttl: timedelta) -> None:
         with self._transaction(write=True):
             self._held_claim(instance_id, task_id, worker_id)
-            params = {"instance_id": instance_id, "task_id": task_id, "expires_at_us": micros(self._clock() + ttl)}
+            params = {
+                "instance_id": instance_id,
+                "task_id": task_id,
+                "expires_at_us": datetime_micros(self._clock() + ttl),
+            }
             self._db.execute(sql.EXTEND_CLAIM, params)
 
     def save_snapshot_fenced(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
         with self._transaction(write=True):
             row = self._one(sql.GET_CLAIM, {"instance_id": snapshot.instance_id, "task_id": task_id})
-            if row is None or row[0] != worker_id or not _live(row[2], micros(self._clock())):
+            if row is None or row[0] != worker_id or not _live(row[2], datetime_micros(self._clock())):
                 return False
             self._write(self._load(snapshot.instance_id), snapshot)
             return True
@@ -338,7 +345,7 @@ class SqliteStorage:
         self, worker_id: str, limit: int, aging_interval: timedelta, worker_tags: Sequence[str]
     ) -> list[pb.AvailableTask]:
         now = self._clock()
-        now_us = micros(now)
+        now_us = datetime_micros(now)
         # Only a call with something to expire or advance takes the write lock.
         housekeeping = bool(self._one(sql.HOUSEKEEPING_DUE, {"now_us": now_us})[0])
         with self._transaction(write=housekeeping):
@@ -351,7 +358,7 @@ class SqliteStorage:
 
     def _advance_due(self, now: datetime) -> None:
         """Rule 2: move due delays and answered or timed-out signal waits on."""
-        for (blob,) in self._db.execute(sql.DUE_SNAPSHOTS, {"now_us": micros(now)}).fetchall():
+        for (blob,) in self._db.execute(sql.DUE_SNAPSHOTS, {"now_us": datetime_micros(now)}).fetchall():
             snapshot = decode_snapshot(blob)
             previous = pb.WorkflowSnapshot()
             previous.CopyFrom(snapshot)
@@ -369,7 +376,7 @@ class SqliteStorage:
         self, worker_id: str, limit: int, aging_interval: timedelta, worker_tags: Sequence[str], now: datetime
     ) -> list[pb.AvailableTask]:
         """Rules 3 to 5 over the ready index: a k-way merge of per-priority streams, read lazily."""
-        tests = {"now_us": micros(now), "worker_tags": json.dumps(list(worker_tags)) if worker_tags else None}
+        tests = {"now_us": datetime_micros(now), "worker_tags": json.dumps(list(worker_tags)) if worker_tags else None}
 
         def order(task: pb.AvailableTask) -> tuple[int, float, str]:
             return dispatch_order_key(task.snapshot, task.task_id, worker_id, aging_interval, now)
@@ -403,7 +410,12 @@ class SqliteStorage:
 
     def find_hinted_task(self, hint: pb.TaskWakeupHint) -> pb.AvailableTask | None:
         now = self._clock()
-        params = {"instance_id": hint.instance_id, "task_id": hint.task_id, "now_us": micros(now), "worker_tags": None}
+        params = {
+            "instance_id": hint.instance_id,
+            "task_id": hint.task_id,
+            "now_us": datetime_micros(now),
+            "worker_tags": None,
+        }
         with self._transaction(write=False):
             # The hint's own tags fit by construction, so no worker tags narrow the lookup.
             found = _available(self._db.execute(sql.HINTED_CANDIDATE, params), (), now)
