@@ -9,20 +9,22 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 
-from sayiir_client import _wire
+from sayiir_client import _requests, _wire
 from sayiir_client._decode import error_from_rpc_error
 from sayiir_client._wire import ConflictPolicy, ControlSignal, SignalKind
-from sayiir_client.errors import BackendUnavailableError, NotFoundError
+from sayiir_client.errors import NotFoundError
 from sayiir_client.options import DEFAULT_DEADLINE, DEFAULT_MAX_MESSAGE_BYTES, KeepaliveOptions, RetryOptions
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_client.v1 import request_response_pb2 as rr
 from sayiir_client.v1 import service_pb2_grpc as services
 
 _Request = TypeVar("_Request")
 _Response = TypeVar("_Response")
+_Result = TypeVar("_Result")
+
+_CHANNELS = _wire.ChannelFactory(grpc.aio.insecure_channel, grpc.aio.secure_channel)
 
 
 class AsyncPersistenceClient:
@@ -62,23 +64,10 @@ class AsyncPersistenceClient:
             keepalive: HTTP/2 keepalive pings (see KeepaliveOptions); None sends none.
             max_message_bytes: Largest message sent or received (default 16 MiB, as the server); None: gRPC's 4 MiB.
         """
-        _wire.check_target(target, channel is not None)
-        if channel is None:
-            assert target is not None
-            options = _wire.options_for(retry, keepalive, max_message_bytes)
-            if credentials is None:
-                channel = grpc.aio.insecure_channel(target, options=options)
-            else:
-                channel = grpc.aio.secure_channel(target, credentials, options=options)
-            self._owns_channel = True
-            self._description = f"grpc://{target}"
-        else:
-            self._owns_channel = False
-            self._description = "grpc (caller's channel)"
-        self._channel = channel
-        self._metadata = _wire.call_metadata(token)
-        self._deadline = deadline
-        self._retry = retry
+        self._connection = _wire.connect(
+            _CHANNELS, target, channel, credentials, token, deadline, retry, keepalive, max_message_bytes
+        )
+        channel = self._connection.channel
         self._snapshots = services.SnapshotStoreStub(channel)
         self._signals = services.SignalStoreStub(channel)
         self._claims = services.TaskClaimStoreStub(channel)
@@ -98,41 +87,35 @@ class AsyncPersistenceClient:
 
     async def close(self) -> None:
         """Close the channel (unless it was given by the caller); the client is unusable afterwards."""
-        if self._owns_channel:
-            await self._channel.close()
+        if self._connection.owns_channel:
+            await self._connection.channel.close()
 
     @property
     def description(self) -> str:
         """The server this client talks to, without credentials ("grpc://localhost:50051")."""
-        return self._description
+        return self._connection.description
 
     async def check_health(self) -> None:
         """Ask grpc.health.v1 whether the server (storage included) serves; BackendUnavailableError when not."""
-        request = health_pb2.HealthCheckRequest(service=_wire.HEALTH_SERVICE)
-        response = await self._call(self._health.Check, request)
-        if response.status != health_pb2.HealthCheckResponse.SERVING:
-            name = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
-            raise BackendUnavailableError(f"{self._description} is {name}")
+        await self._call(self._health.Check, _requests.check_health(self._connection.description))
 
     # --- SnapshotStore -------------------------------------------------------------------------------------------
 
     async def save_snapshot(self, snapshot: pb.WorkflowSnapshot) -> None:
         """Insert or overwrite by instance id; Completed/Failed retains the previous task results."""
-        await self._call(self._snapshots.SaveSnapshot, rr.SaveSnapshotRequest(snapshot=snapshot))
+        await self._call(self._snapshots.SaveSnapshot, _requests.save_snapshot(snapshot))
 
     async def save_task_result(self, instance_id: str, task_id: bytes, output: bytes) -> None:
         """Record one task's output while InProgress; NotFoundError without a snapshot."""
-        request = rr.SaveTaskResultRequest(instance_id=instance_id, task_id=task_id, output=output)
-        await self._call(self._snapshots.SaveTaskResult, request)
+        await self._call(self._snapshots.SaveTaskResult, _requests.save_task_result(instance_id, task_id, output))
 
     async def load_snapshot(self, instance_id: str) -> pb.WorkflowSnapshot:
         """The stored snapshot; NotFoundError when missing."""
-        response = await self._call(self._snapshots.LoadSnapshot, rr.LoadSnapshotRequest(instance_id=instance_id))
-        return response.snapshot
+        return await self._call(self._snapshots.LoadSnapshot, _requests.load_snapshot(instance_id))
 
     async def delete_snapshot(self, instance_id: str) -> None:
         """Delete the snapshot and its retained results (not its signals); NotFoundError when missing."""
-        await self._call(self._snapshots.DeleteSnapshot, rr.DeleteSnapshotRequest(instance_id=instance_id))
+        await self._call(self._snapshots.DeleteSnapshot, _requests.delete_snapshot(instance_id))
 
     async def list_snapshots(self) -> list[str]:
         """Every instance id, fetched page by page."""
@@ -140,27 +123,17 @@ class AsyncPersistenceClient:
 
     async def iter_snapshots(self, page_size: int = _wire.MAX_PAGE_SIZE) -> AsyncIterator[str]:
         """Every instance id in ascending byte order, one page in memory at a time."""
-        request = rr.ListSnapshotsRequest(page_size=page_size)
-        while True:
-            response = await self._call(self._snapshots.ListSnapshots, request)
-            for instance_id in response.instance_ids:
+        listing = _requests.SnapshotListing(page_size=page_size)
+        while not listing.done:
+            for instance_id in await self._call(self._snapshots.ListSnapshots, listing.next_page()):
                 yield instance_id
-            if not response.next_page_token:
-                return
-            request.page_token = response.next_page_token
 
     async def list_snapshots_page(self, after: str | None, limit: int) -> list[str]:
         """Up to `limit` instance ids greater than `after`, in ascending byte order."""
+        listing = _requests.SnapshotListing(after=after, limit=limit)
         ids: list[str] = []
-        token = _wire.page_token_after(after)
-        while len(ids) < limit:
-            page_size = min(limit - len(ids), _wire.MAX_PAGE_SIZE)
-            request = rr.ListSnapshotsRequest(page_size=page_size, page_token=token)
-            response = await self._call(self._snapshots.ListSnapshots, request)
-            ids.extend(response.instance_ids)
-            if not response.next_page_token:
-                break
-            token = response.next_page_token
+        while not listing.done:
+            ids.extend(await self._call(self._snapshots.ListSnapshots, listing.next_page()))
         return ids
 
     async def insert_snapshot_if_absent(self, snapshot: pb.WorkflowSnapshot) -> bool:
@@ -180,52 +153,43 @@ class AsyncPersistenceClient:
 
     async def store_signal(self, instance_id: str, kind: SignalKind, request: pb.SignalRequest) -> None:
         """Store a cancel or pause request; NotFoundError, CannotCancelError, CannotPauseError."""
-        message = rr.StoreSignalRequest(instance_id=instance_id, kind=kind, request=request)
-        await self._call(self._signals.StoreSignal, message)
+        await self._call(self._signals.StoreSignal, _requests.store_signal(instance_id, kind, request))
 
     async def get_signal(self, instance_id: str, kind: SignalKind) -> pb.SignalRequest | None:
         """The pending request of this kind, or None."""
-        response = await self._call(self._signals.GetSignal, rr.GetSignalRequest(instance_id=instance_id, kind=kind))
-        return response.request if response.HasField("request") else None
+        return await self._call(self._signals.GetSignal, _requests.get_signal(instance_id, kind))
 
     async def clear_signal(self, instance_id: str, kind: SignalKind) -> None:
         """Remove the pending request of this kind; never an error."""
-        await self._call(self._signals.ClearSignal, rr.ClearSignalRequest(instance_id=instance_id, kind=kind))
+        await self._call(self._signals.ClearSignal, _requests.clear_signal(instance_id, kind))
 
     async def send_event(self, instance_id: str, signal_name: str, payload: bytes) -> None:
         """Append to the FIFO of (instance, name), whether or not the instance exists. Never retried."""
-        request = rr.SendEventRequest(instance_id=instance_id, signal_name=signal_name, payload=payload)
-        await self._call(self._signals.SendEvent, request)
+        await self._call(self._signals.SendEvent, _requests.send_event(instance_id, signal_name, payload))
 
     async def consume_event(self, instance_id: str, signal_name: str) -> bytes | None:
         """Remove and return the oldest payload of (instance, name), or None."""
-        request = rr.ConsumeEventRequest(instance_id=instance_id, signal_name=signal_name)
-        response = await self._call(self._signals.ConsumeEvent, request)
-        return response.payload if response.HasField("payload") else None
+        return await self._call(self._signals.ConsumeEvent, _requests.consume_event(instance_id, signal_name))
 
     async def check_and_cancel(self, instance_id: str, interrupted_at_task: bytes | None = None) -> bool:
         """Atomically apply a pending cancel to an InProgress instance; True when applied."""
-        request = rr.CheckAndCancelRequest(instance_id=instance_id, interrupted_at_task=interrupted_at_task)
-        response = await self._call(self._signals.CheckAndCancel, request)
-        return response.cancelled
+        call = _requests.check_and_cancel(instance_id, interrupted_at_task)
+        return await self._call(self._signals.CheckAndCancel, call)
 
     async def check_and_pause(self, instance_id: str) -> bool:
         """Atomically apply a pending pause to an InProgress instance; True when applied."""
-        response = await self._call(self._signals.CheckAndPause, rr.CheckAndPauseRequest(instance_id=instance_id))
-        return response.paused
+        return await self._call(self._signals.CheckAndPause, _requests.check_and_pause(instance_id))
 
     async def check_control_signals(
         self, instance_id: str, interrupted_at_task: bytes | None = None
     ) -> ControlSignal | None:
         """Apply a pending cancel, else a pending pause: CONTROL_SIGNAL_CANCELLED, _PAUSED, or None."""
-        request = rr.CheckControlSignalsRequest(instance_id=instance_id, interrupted_at_task=interrupted_at_task)
-        response = await self._call(self._signals.CheckControlSignals, request)
-        return response.control_signal if response.HasField("control_signal") else None
+        call = _requests.check_control_signals(instance_id, interrupted_at_task)
+        return await self._call(self._signals.CheckControlSignals, call)
 
     async def unpause(self, instance_id: str) -> pb.WorkflowSnapshot:
         """Resume a Paused instance and return it; NotFoundError, CannotPauseError when not Paused."""
-        response = await self._call(self._signals.Unpause, rr.UnpauseRequest(instance_id=instance_id))
-        return response.snapshot
+        return await self._call(self._signals.Unpause, _requests.unpause(instance_id))
 
     # --- TaskClaimStore ------------------------------------------------------------------------------------------
 
@@ -233,23 +197,17 @@ class AsyncPersistenceClient:
         self, instance_id: str, task_id: bytes, worker_id: str, ttl: timedelta | None
     ) -> pb.TaskClaim | None:
         """A new claim, or None while a live claim exists (whoever holds it). Never retried."""
-        request = rr.ClaimTaskRequest(
-            instance_id=instance_id, task_id=task_id, worker_id=worker_id, ttl=_wire.optional_duration(ttl)
-        )
-        response = await self._call(self._claims.ClaimTask, request)
-        return response.claim if response.HasField("claim") else None
+        return await self._call(self._claims.ClaimTask, _requests.claim_task(instance_id, task_id, worker_id, ttl))
 
     async def release_task_claim(self, instance_id: str, task_id: bytes, worker_id: str) -> None:
         """Remove the worker's claim; NotFoundError without a claim, ClaimLostError when held by another."""
-        request = rr.ReleaseTaskClaimRequest(instance_id=instance_id, task_id=task_id, worker_id=worker_id)
-        await self._call(self._claims.ReleaseTaskClaim, request)
+        call = _requests.release_task_claim(instance_id, task_id, worker_id)
+        await self._call(self._claims.ReleaseTaskClaim, call)
 
     async def extend_task_claim(self, instance_id: str, task_id: bytes, worker_id: str, ttl: timedelta) -> None:
         """Heartbeat: expires_at = now + ttl; NotFoundError, ClaimLostError."""
-        request = rr.ExtendTaskClaimRequest(
-            instance_id=instance_id, task_id=task_id, worker_id=worker_id, ttl=_wire.duration(ttl)
-        )
-        await self._call(self._claims.ExtendTaskClaim, request)
+        call = _requests.extend_task_claim(instance_id, task_id, worker_id, ttl)
+        await self._call(self._claims.ExtendTaskClaim, call)
 
     async def find_available_tasks(
         self,
@@ -259,20 +217,12 @@ class AsyncPersistenceClient:
         worker_tags: Sequence[str] = (),
     ) -> list[pb.AvailableTask]:
         """Ready tasks in dispatch order (not claimed): at most `limit`, 1 to 1000."""
-        request = rr.FindAvailableTasksRequest(
-            worker_id=worker_id,
-            limit=limit,
-            aging_interval=_wire.duration(aging_interval),
-            worker_tags=worker_tags,
-        )
-        response = await self._call(self._claims.FindAvailableTasks, request)
-        return list(response.tasks)
+        call = _requests.find_available_tasks(worker_id, limit, aging_interval, worker_tags)
+        return await self._call(self._claims.FindAvailableTasks, call)
 
     async def wait_for_wakeup(self, timeout: timedelta, worker_tags: Sequence[str] = ()) -> pb.TaskWakeupHint | None:
         """Long-poll for one task-ready hint; None when `timeout` passes first."""
-        request = rr.WaitForWakeupRequest(timeout=_wire.duration(timeout), worker_tags=worker_tags)
-        response = await self._call(self._claims.WaitForWakeup, request, extra_wait=timeout)
-        return response.hint if response.HasField("hint") else None
+        return await self._call(self._claims.WaitForWakeup, _requests.wait_for_wakeup(timeout, worker_tags))
 
     async def watch_wakeups(self, worker_tags: Sequence[str] = ()) -> AsyncGenerator[pb.TaskWakeupHint, None]:
         """Stream task-ready hints until the caller stops iterating.
@@ -282,40 +232,36 @@ class AsyncPersistenceClient:
         sent in between are lost, which find_available_tasks makes up for. Any
         other failure is raised as a typed error. `aclose()` ends the stream.
         """
-        request = rr.WatchWakeupsRequest(worker_tags=worker_tags)
+        request = _requests.watch_wakeups(worker_tags)
         failures = 0
         while True:
-            call = self._claims.WatchWakeups(request, metadata=self._metadata)
+            call = self._claims.WatchWakeups(request, metadata=self._connection.metadata)
             try:
                 async for response in call:
                     failures = 0
                     yield response.hint
             except grpc.aio.AioRpcError as error:
-                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                if not _wire.reopens_stream(error):
                     raise error_from_rpc_error(error) from error
             finally:
                 call.cancel()
             failures += 1
-            await asyncio.sleep(_wire.reconnect_delay(self._retry, failures))
+            await asyncio.sleep(_wire.reconnect_delay(self._connection.retry, failures))
 
     async def find_hinted_task(self, hint: pb.TaskWakeupHint) -> pb.AvailableTask | None:
         """The available task a hint names, if it still is one (not claimed); else None."""
-        response = await self._call(self._claims.FindHintedTask, rr.FindHintedTaskRequest(hint=hint))
-        return response.task if response.HasField("task") else None
+        return await self._call(self._claims.FindHintedTask, _requests.find_hinted_task(hint))
 
     async def save_snapshot_fenced(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
         """Save only while `worker_id` holds a live claim on (snapshot's instance, task); False wrote nothing."""
-        request = rr.SaveSnapshotFencedRequest(snapshot=snapshot, task_id=task_id, worker_id=worker_id)
-        response = await self._call(self._claims.SaveSnapshotFenced, request)
-        return response.saved
+        call = _requests.save_snapshot_fenced(snapshot, task_id, worker_id)
+        return await self._call(self._claims.SaveSnapshotFenced, call)
 
     # --- TaskResultStore -----------------------------------------------------------------------------------------
 
     async def load_task_result(self, instance_id: str, task_id: bytes) -> bytes | None:
         """The task's output, None when it never ran; NotFoundError when the instance is missing."""
-        request = rr.LoadTaskResultRequest(instance_id=instance_id, task_id=task_id)
-        response = await self._call(self._results.LoadTaskResult, request)
-        return response.output if response.HasField("output") else None
+        return await self._call(self._results.LoadTaskResult, _requests.load_task_result(instance_id, task_id))
 
     # --- Lifecycle -----------------------------------------------------------------------------------------------
 
@@ -328,28 +274,20 @@ class AsyncPersistenceClient:
         conflict_policy: ConflictPolicy = enums.CONFLICT_POLICY_FAIL,
     ) -> pb.PrepareRunOutcome:
         """Start a run atomically on the server; a RunConflictError subclass when refused. Never retried."""
-        request = rr.PrepareRunRequest(
-            instance_id=instance_id,
-            definition_hash=definition_hash,
-            input=input,
-            first_task=first_task,
-            conflict_policy=conflict_policy,
-        )
-        response = await self._call(self._lifecycle.PrepareRun, request)
-        return response.outcome
+        call = _requests.prepare_run(instance_id, definition_hash, input, first_task, conflict_policy)
+        return await self._call(self._lifecycle.PrepareRun, call)
 
     # --- the one call path ---------------------------------------------------------------------------------------
 
     async def _call(
         self,
         method: grpc.aio.UnaryUnaryMultiCallable[_Request, _Response],
-        request: _Request,
-        extra_wait: timedelta = _wire.NO_EXTRA_WAIT,
-    ) -> _Response:
-        """Every unary call goes through here: deadline, metadata, and the typed error of a failure."""
+        call: _requests.UnaryCall[_Request, _Response, _Result],
+    ) -> _Result:
+        """Every unary call goes through here: deadline, metadata, the typed error of a failure, then the result."""
+        timeout = _wire.timeout_seconds(self._connection.deadline, call.extra_wait)
         try:
-            return await method(
-                request, timeout=_wire.timeout_seconds(self._deadline, extra_wait), metadata=self._metadata
-            )
+            response = await method(call.request, timeout=timeout, metadata=self._connection.metadata)
         except grpc.aio.AioRpcError as error:
             raise error_from_rpc_error(error) from error
+        return call.result(response)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeAlias
+from typing import Generic, TypeAlias, TypeVar
 
+import grpc
 from google.protobuf.duration_pb2 import Duration
 
 from sayiir_client.options import KeepaliveOptions, RetryOptions, channel_options
@@ -29,6 +32,57 @@ DEFAULT_AGING_INTERVAL = timedelta(seconds=1)
 """FindAvailableTasks' aging interval when the caller gives none (the server's minimum)."""
 
 Metadata: TypeAlias = tuple[tuple[str, str], ...]
+ChannelOptions: TypeAlias = list[tuple[str, str | int]]
+
+_Channel = TypeVar("_Channel", grpc.Channel, grpc.aio.Channel)
+
+
+@dataclass(frozen=True)
+class ChannelFactory(Generic[_Channel]):
+    """How one gRPC flavour (grpc, grpc.aio) opens a channel."""
+
+    insecure: Callable[[str, ChannelOptions], _Channel]
+    secure: Callable[[str, grpc.ChannelCredentials, ChannelOptions], _Channel]
+
+
+@dataclass(frozen=True)
+class Connection(Generic[_Channel]):
+    """What a client calls through: its channel, and what every call on it carries."""
+
+    channel: _Channel
+    owns_channel: bool
+    """True when the client opened the channel, so closing the client closes it; a caller's channel stays open."""
+    description: str
+    metadata: Metadata
+    deadline: timedelta | None
+    retry: RetryOptions | None
+
+
+def connect(
+    factory: ChannelFactory[_Channel],
+    target: str | None,
+    channel: _Channel | None,
+    credentials: grpc.ChannelCredentials | None,
+    token: str | None,
+    deadline: timedelta | None,
+    retry: RetryOptions | None,
+    keepalive: KeepaliveOptions | None,
+    max_message_bytes: int | None,
+) -> Connection[_Channel]:
+    """The connection of a client constructed with these arguments (see either client's __init__)."""
+    check_target(target, channel is not None)
+    owns_channel = channel is None
+    if channel is None:
+        assert target is not None
+        options = options_for(retry, keepalive, max_message_bytes)
+        if credentials is None:
+            channel = factory.insecure(target, options)
+        else:
+            channel = factory.secure(target, credentials, options)
+        description = f"grpc://{target}"
+    else:
+        description = "grpc (caller's channel)"
+    return Connection(channel, owns_channel, description, call_metadata(token), deadline, retry)
 
 
 def call_metadata(token: str | None) -> Metadata:
@@ -38,7 +92,7 @@ def call_metadata(token: str | None) -> Metadata:
 
 def options_for(
     retry: RetryOptions | None, keepalive: KeepaliveOptions | None, max_message_bytes: int | None
-) -> list[tuple[str, str | int]]:
+) -> ChannelOptions:
     return [("grpc.primary_user_agent", USER_AGENT), *channel_options(retry, keepalive, max_message_bytes)]
 
 
@@ -67,6 +121,11 @@ def page_token_after(instance_id: str | None) -> str:
     if instance_id is None:
         return ""
     return base64.urlsafe_b64encode(instance_id.encode()).decode("ascii")
+
+
+def reopens_stream(error: grpc.RpcError) -> bool:
+    """Whether a broken WatchWakeups stream is reopened: only after UNAVAILABLE; other failures are raised."""
+    return isinstance(error, grpc.Call | grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def reconnect_delay(retry: RetryOptions | None, failures: int) -> float:
