@@ -8,7 +8,7 @@ backends override them with single transactions.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
@@ -89,35 +89,19 @@ class SignalStore(SnapshotStore, Protocol):
 
     async def check_and_cancel(self, instance_id: str, interrupted_at_task: bytes | None = None) -> bool:
         """Default: apply a pending cancel to an InProgress instance. Not atomic: backends override."""
-        request = await self.get_signal(instance_id, CANCEL)
-        if request is None:
-            return False
-        try:
-            snapshot = await self.load_snapshot(instance_id)
-        except NotFoundError:
-            return False
-        if state_of(snapshot) != "in_progress":
-            return False
-        apply_cancel(snapshot, request, interrupted_at_task, utc_now())
-        await self.save_snapshot(snapshot)
-        await self.clear_signal(instance_id, CANCEL)
-        return True
+
+        def cancel(snapshot: pb.WorkflowSnapshot, request: pb.SignalRequest) -> None:
+            apply_cancel(snapshot, request, interrupted_at_task, utc_now())
+
+        return await _apply_pending_signal(self, instance_id, CANCEL, cancel)
 
     async def check_and_pause(self, instance_id: str) -> bool:
         """Default: apply a pending pause to an InProgress instance. Not atomic: backends override."""
-        request = await self.get_signal(instance_id, PAUSE)
-        if request is None:
-            return False
-        try:
-            snapshot = await self.load_snapshot(instance_id)
-        except NotFoundError:
-            return False
-        if state_of(snapshot) != "in_progress":
-            return False
-        apply_pause(snapshot, request, utc_now())
-        await self.save_snapshot(snapshot)
-        await self.clear_signal(instance_id, PAUSE)
-        return True
+
+        def pause(snapshot: pb.WorkflowSnapshot, request: pb.SignalRequest) -> None:
+            apply_pause(snapshot, request, utc_now())
+
+        return await _apply_pending_signal(self, instance_id, PAUSE, pause)
 
     async def check_control_signals(
         self, instance_id: str, interrupted_at_task: bytes | None = None
@@ -135,6 +119,28 @@ class SignalStore(SnapshotStore, Protocol):
         apply_unpause(snapshot, utc_now())
         await self.save_snapshot(snapshot)
         return snapshot
+
+
+async def _apply_pending_signal(
+    store: SignalStore,
+    instance_id: str,
+    kind: SignalKind,
+    apply: Callable[[pb.WorkflowSnapshot, pb.SignalRequest], None],
+) -> bool:
+    """The default check_and_cancel/check_and_pause: apply the pending request of `kind`, save, then clear it."""
+    request = await store.get_signal(instance_id, kind)
+    if request is None:
+        return False
+    try:
+        snapshot = await store.load_snapshot(instance_id)
+    except NotFoundError:
+        return False
+    if state_of(snapshot) != "in_progress":
+        return False
+    apply(snapshot, request)
+    await store.save_snapshot(snapshot)
+    await store.clear_signal(instance_id, kind)
+    return True
 
 
 @runtime_checkable
