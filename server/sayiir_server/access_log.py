@@ -63,6 +63,11 @@ class AccessLog:
         self._logger = logging.getLogger(ACCESS_LOGGER)
         self._level = logging.INFO if log_format == "json" else logging.DEBUG
 
+    @property
+    def enabled(self) -> bool:
+        """Whether a line would be written at the current log level (text lines are DEBUG)."""
+        return self._logger.isEnabledFor(self._level)
+
     def call_started(self, method: str) -> None:
         pass
 

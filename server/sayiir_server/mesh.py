@@ -67,13 +67,16 @@ class Mesh:
         return transport_mode(self.tls)
 
     def interceptors(self) -> tuple[grpc.aio.ServerInterceptor, ...]:
-        sinks: list[CallSink] = [AccessLog(self.options.log_format)]
+        # An interceptor costs every call a wrapper; observe calls only when someone reads the observations.
+        access_log = AccessLog(self.options.log_format)
+        sinks: list[CallSink] = [access_log] if access_log.enabled else []
         if self.metrics is not None:
             sinks.append(self.metrics)
         chain: list[grpc.aio.ServerInterceptor] = []
         if self.tracing is not None:
             chain.append(self.tracing.interceptor)
-        chain.append(CallObserver(sinks))
+        if sinks:
+            chain.append(CallObserver(sinks))
         if self.auth is not None:
             chain.append(self.auth)
         return tuple(chain)
