@@ -3,10 +3,14 @@
 isort:skip_file
 Typed error payloads, sent as details of a google.rpc.Status.
 
-Every error status carries a google.rpc.ErrorInfo whose domain is
-"persistence.sayiir.dev" and whose reason is the name of an ErrorReason
-value without its "ERROR_REASON_" prefix (for example "CLAIM_LOST").
-A failed PrepareRun also carries the RunConflict message below.
+Every error status the server sends on purpose (all but INTERNAL and
+UNKNOWN, which are server bugs, and the codes gRPC itself produces such as
+DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED) carries a google.rpc.ErrorInfo
+whose domain is "persistence.sayiir.dev" and whose reason is the name of an
+ErrorReason value without its "ERROR_REASON_" prefix (for example
+"CLAIM_LOST"). Its metadata holds "instance_id" when the request names one,
+plus the keys listed below. A failed PrepareRun also carries the
+RunConflict message below.
 Branch on these, never on the message text.
 """
 
@@ -35,9 +39,13 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_NOT_FOUND: _ErrorReason.ValueType  # 1
     """NOT_FOUND: no snapshot (or no claim) exists for the key."""
     ERROR_REASON_SERIALIZATION: _ErrorReason.ValueType  # 2
-    """INVALID_ARGUMENT (a value the client sent) or DATA_LOSS (a stored value is corrupt)."""
+    """INVALID_ARGUMENT (a value the client sent, or request bytes that do not decode) or DATA_LOSS (a stored
+    value is corrupt).
+    """
     ERROR_REASON_BACKEND: _ErrorReason.ValueType  # 3
-    """UNAVAILABLE: the storage behind the server failed or is unreachable; retry later."""
+    """UNAVAILABLE: the storage behind the server failed or is unreachable; retry later. From PrepareRun it comes
+    with RunConflict.backend.
+    """
     ERROR_REASON_CANNOT_CANCEL: _ErrorReason.ValueType  # 4
     """FAILED_PRECONDITION: the instance cannot be cancelled in its state (metadata "state")."""
     ERROR_REASON_CANNOT_PAUSE: _ErrorReason.ValueType  # 5
@@ -45,13 +53,27 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_CLAIM_LOST: _ErrorReason.ValueType  # 6
     """ABORTED: another worker holds the claim."""
     ERROR_REASON_INVALID_INSTANCE_ID: _ErrorReason.ValueType  # 7
-    """INVALID_ARGUMENT: PrepareRun's instance id is empty or too long (RunConflict detail)."""
+    """INVALID_ARGUMENT: PrepareRun's instance id is empty or too long (RunConflict detail; metadata "length",
+    "max_length").
+    """
     ERROR_REASON_ALREADY_EXISTS: _ErrorReason.ValueType  # 8
-    """ALREADY_EXISTS: PrepareRun with CONFLICT_POLICY_FAIL found a run (RunConflict detail)."""
+    """ALREADY_EXISTS: PrepareRun with CONFLICT_POLICY_FAIL found a run (RunConflict detail; metadata "instance_id")."""
     ERROR_REASON_DEFINITION_MISMATCH: _ErrorReason.ValueType  # 9
-    """FAILED_PRECONDITION: the existing run has another definition hash (RunConflict detail)."""
+    """FAILED_PRECONDITION: the existing run has another definition hash (RunConflict detail; metadata "expected",
+    "found" in hex).
+    """
     ERROR_REASON_INVALID_ARGUMENT: _ErrorReason.ValueType  # 10
-    """INVALID_ARGUMENT: a request field is malformed; metadata "field" names it."""
+    """INVALID_ARGUMENT: a request field is malformed; metadata "field" names it, and a google.rpc.BadRequest
+    detail repeats it with a description.
+    """
+    ERROR_REASON_UNAUTHENTICATED: _ErrorReason.ValueType  # 11
+    """UNAUTHENTICATED: bearer tokens are enabled and the call has no "authorization: Bearer" token, or an
+    unknown one (metadata "method").
+    """
+    ERROR_REASON_PERMISSION_DENIED: _ErrorReason.ValueType  # 12
+    """PERMISSION_DENIED: the token's role may not call this RPC, e.g. a reader calling one that writes
+    (metadata "method").
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """The reasons an ErrorInfo can carry (as the value name minus "ERROR_REASON_")."""
@@ -61,9 +83,13 @@ ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
 ERROR_REASON_NOT_FOUND: ErrorReason.ValueType  # 1
 """NOT_FOUND: no snapshot (or no claim) exists for the key."""
 ERROR_REASON_SERIALIZATION: ErrorReason.ValueType  # 2
-"""INVALID_ARGUMENT (a value the client sent) or DATA_LOSS (a stored value is corrupt)."""
+"""INVALID_ARGUMENT (a value the client sent, or request bytes that do not decode) or DATA_LOSS (a stored
+value is corrupt).
+"""
 ERROR_REASON_BACKEND: ErrorReason.ValueType  # 3
-"""UNAVAILABLE: the storage behind the server failed or is unreachable; retry later."""
+"""UNAVAILABLE: the storage behind the server failed or is unreachable; retry later. From PrepareRun it comes
+with RunConflict.backend.
+"""
 ERROR_REASON_CANNOT_CANCEL: ErrorReason.ValueType  # 4
 """FAILED_PRECONDITION: the instance cannot be cancelled in its state (metadata "state")."""
 ERROR_REASON_CANNOT_PAUSE: ErrorReason.ValueType  # 5
@@ -71,13 +97,27 @@ ERROR_REASON_CANNOT_PAUSE: ErrorReason.ValueType  # 5
 ERROR_REASON_CLAIM_LOST: ErrorReason.ValueType  # 6
 """ABORTED: another worker holds the claim."""
 ERROR_REASON_INVALID_INSTANCE_ID: ErrorReason.ValueType  # 7
-"""INVALID_ARGUMENT: PrepareRun's instance id is empty or too long (RunConflict detail)."""
+"""INVALID_ARGUMENT: PrepareRun's instance id is empty or too long (RunConflict detail; metadata "length",
+"max_length").
+"""
 ERROR_REASON_ALREADY_EXISTS: ErrorReason.ValueType  # 8
-"""ALREADY_EXISTS: PrepareRun with CONFLICT_POLICY_FAIL found a run (RunConflict detail)."""
+"""ALREADY_EXISTS: PrepareRun with CONFLICT_POLICY_FAIL found a run (RunConflict detail; metadata "instance_id")."""
 ERROR_REASON_DEFINITION_MISMATCH: ErrorReason.ValueType  # 9
-"""FAILED_PRECONDITION: the existing run has another definition hash (RunConflict detail)."""
+"""FAILED_PRECONDITION: the existing run has another definition hash (RunConflict detail; metadata "expected",
+"found" in hex).
+"""
 ERROR_REASON_INVALID_ARGUMENT: ErrorReason.ValueType  # 10
-"""INVALID_ARGUMENT: a request field is malformed; metadata "field" names it."""
+"""INVALID_ARGUMENT: a request field is malformed; metadata "field" names it, and a google.rpc.BadRequest
+detail repeats it with a description.
+"""
+ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 11
+"""UNAUTHENTICATED: bearer tokens are enabled and the call has no "authorization: Bearer" token, or an
+unknown one (metadata "method").
+"""
+ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 12
+"""PERMISSION_DENIED: the token's role may not call this RPC, e.g. a reader calling one that writes
+(metadata "method").
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 @_typing.final

@@ -43,13 +43,13 @@ class WorkflowSnapshot(_message.Message):
     TASK_TAGS_FIELD_NUMBER: _builtins.int
     TRACE_PARENT_FIELD_NUMBER: _builtins.int
     instance_id: _builtins.str
-    """User-chosen instance id, 1 to 256 bytes of UTF-8."""
+    """User-chosen instance id, 1 to 256 bytes of UTF-8, without NUL characters."""
     definition_hash: _builtins.bytes
     """SHA-256 (32 bytes) identifying the shape of the workflow definition."""
     initial_input: _builtins.bytes
     """Input given to the first task; absent when the run had none."""
     task_priority: _builtins.int
-    """Priority of the current task: 1 = most urgent ... 5 = least; absent means 3."""
+    """Priority of the current task: 1 = most urgent ... 5 = least; absent means 3; other values are INVALID_ARGUMENT."""
     trace_parent: _builtins.str
     """W3C traceparent of the run, propagated to the workers that execute it."""
     @_builtins.property
@@ -94,7 +94,7 @@ class WorkflowSnapshot(_message.Message):
 
     @_builtins.property
     def task_tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Routing tags of the current task; a worker must carry all of them to take it."""
+        """Routing tags of the current task (no NUL characters); a worker with tags must carry all of them to take it."""
 
     def __init__(
         self,
@@ -993,10 +993,10 @@ class FirstTask(_message.Message):
     task_id: _builtins.bytes
     """Task id (32 bytes) of the first task."""
     priority: _builtins.int
-    """Priority 1 (most urgent) to 5; absent means 3."""
+    """Priority 1 (most urgent) to 5; absent means 3; other values are INVALID_ARGUMENT."""
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Routing tags of the first task."""
+        """Routing tags of the first task (no NUL characters)."""
 
     def __init__(
         self,

@@ -4,9 +4,11 @@ isort:skip_file
 One request and one response message per RPC.
 
 Field rules that apply everywhere: instance_id is 1 to 256 bytes of UTF-8;
-task ids and definition hashes are exactly 32 bytes; a violation is
-INVALID_ARGUMENT with ErrorInfo reason INVALID_ARGUMENT and metadata
-"field" naming the field.
+task ids, node ids and definition hashes are exactly 32 bytes; instance ids,
+worker ids, event names and tags contain no NUL character; priorities are 1
+to 5; timestamps lie in years 1 to 9999. A violation is INVALID_ARGUMENT
+with ErrorInfo reason INVALID_ARGUMENT and metadata "field" naming the field
+(e.g. "snapshot.task_tags[0]").
 """
 
 from collections import abc as _abc
@@ -209,9 +211,9 @@ class ListSnapshotsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """Most ids to return: 0 means the default (100), at most 1000; negative is INVALID_ARGUMENT."""
+    """Most ids to return: 0 means the default (100); negative or above 1000 is INVALID_ARGUMENT."""
     page_token: _builtins.str
-    """next_page_token of the previous page; empty for the first page."""
+    """next_page_token of the previous page; empty for the first page. Any other value is INVALID_ARGUMENT."""
     def __init__(
         self,
         *,
@@ -703,7 +705,7 @@ class ClaimTaskRequest(_message.Message):
     """Worker asking for the claim. Must not be empty."""
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration:
-        """Lease length; absent means the claim never expires. Must not be negative."""
+        """Lease length; absent means the claim never expires. 0 to 36500 days; negative is INVALID_ARGUMENT."""
 
     def __init__(
         self,
@@ -810,7 +812,7 @@ class ExtendTaskClaimRequest(_message.Message):
     """Worker that holds the claim."""
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration:
-        """New lease length from now (absolute, not added to the old expiry). Required, not negative."""
+        """New lease length from now (absolute, not added to the old expiry). Required, 0 to 36500 days."""
 
     def __init__(
         self,
@@ -856,12 +858,12 @@ class FindAvailableTasksRequest(_message.Message):
     AGING_INTERVAL_FIELD_NUMBER: _builtins.int
     WORKER_TAGS_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
-    """Worker asking; its recent failures are offered to others first."""
+    """Worker asking; must not be empty. Tasks it was the last to fail are offered to others first."""
     limit: _builtins.int
-    """Most tasks to return: 1 to 1000."""
+    """Most tasks to return: 1 to 1000; 0 or above 1000 is INVALID_ARGUMENT."""
     @_builtins.property
     def aging_interval(self) -> _duration_pb2.Duration:
-        """Waiting this long lowers a task's effective priority by 1; absent, zero or negative means 1 s."""
+        """Waiting this long lowers a task's effective priority by 1; absent or under 1 s (zero, negative) counts as 1 s."""
 
     @_builtins.property
     def worker_tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -917,7 +919,9 @@ class WaitForWakeupRequest(_message.Message):
     WORKER_TAGS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def timeout(self) -> _duration_pb2.Duration:
-        """How long to wait for a hint; required, not negative, capped by the server (default cap 60 s)."""
+        """How long to wait for a hint; required, not negative. A longer wait than the server's cap
+        (--max-wait-timeout, default 60 s) is shortened to the cap, not refused.
+        """
 
     @_builtins.property
     def worker_tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -1173,7 +1177,9 @@ class PrepareRunRequest(_message.Message):
     FIRST_TASK_FIELD_NUMBER: _builtins.int
     CONFLICT_POLICY_FIELD_NUMBER: _builtins.int
     instance_id: _builtins.str
-    """Instance id of the run; invalid ids fail with RunConflict.invalid_instance_id."""
+    """Instance id of the run; an empty or too long id fails with RunConflict.invalid_instance_id (reason
+    INVALID_INSTANCE_ID), a NUL character with reason INVALID_ARGUMENT.
+    """
     definition_hash: _builtins.bytes
     """Definition hash (32 bytes) of the workflow to run."""
     input: _builtins.bytes
@@ -1182,7 +1188,7 @@ class PrepareRunRequest(_message.Message):
     """What to do when the instance exists; UNSPECIFIED means FAIL."""
     @_builtins.property
     def first_task(self) -> _messages_pb2.FirstTask:
-        """The first task. Required."""
+        """The first task. Required; its priority, when set, is 1 to 5."""
 
     def __init__(
         self,

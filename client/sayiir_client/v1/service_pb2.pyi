@@ -5,12 +5,28 @@ The gRPC services: one per trait of the Rust crate sayiir_persistence, plus Life
 
 Errors travel as google.rpc.Status (grpc-status-details-bin trailer) with a
 google.rpc.ErrorInfo (domain "persistence.sayiir.dev", reason from
-ErrorReason) and, for PrepareRun, a RunConflict detail.
-Codes: NOT_FOUND, INVALID_ARGUMENT (bad request field, or a value that
-cannot be serialized), DATA_LOSS (corrupt stored value), UNAVAILABLE
-(storage down; retry), FAILED_PRECONDITION (cannot cancel or pause,
-definition mismatch), ABORTED (claim lost), ALREADY_EXISTS (run exists).
+ErrorReason, metadata "instance_id" when the request names one) and, for
+PrepareRun, a RunConflict detail. A malformed field also adds a
+google.rpc.BadRequest.
+Codes: NOT_FOUND, INVALID_ARGUMENT (bad request field, undecodable request
+bytes, or a value that cannot be serialized), DATA_LOSS (corrupt stored
+value), UNAVAILABLE (storage down; retry), FAILED_PRECONDITION (cannot
+cancel or pause, definition mismatch), ABORTED (claim lost), ALREADY_EXISTS
+(run exists). With bearer tokens enabled: UNAUTHENTICATED (missing or
+unknown token) and PERMISSION_DENIED (a reader calling an RPC that writes).
 INTERNAL and UNKNOWN are server bugs.
+
+Safe to retry on UNAVAILABLE (a repeat has the same effect and the same
+answer): SaveSnapshot, SaveTaskResult, LoadSnapshot, ListSnapshots,
+StoreSignal, GetSignal, ClearSignal, ExtendTaskClaim, FindAvailableTasks,
+WaitForWakeup, FindHintedTask, SaveSnapshotFenced, LoadTaskResult. Every
+other RPC is not: its repeat appends or pops a second event, or answers
+differently after the first call took effect (e.g. DeleteSnapshot's repeat
+is NOT_FOUND, PrepareRun's is ALREADY_EXISTS).
+
+grpc.health.v1.Health serves "" and each service's full name (NOT_SERVING
+while the storage is unreachable: readiness) and "liveness" (SERVING until
+the server drains, whatever the storage: liveness).
 """
 
 from google.protobuf import descriptor as _descriptor

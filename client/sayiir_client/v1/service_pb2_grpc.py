@@ -67,14 +67,14 @@ class SnapshotStoreServicer:
     """
 
     def SaveSnapshot(self, request, context):
-        """Inserts or overwrites a snapshot. Completed/Failed keeps earlier task results readable. Idempotent.
+        """Inserts or overwrites a snapshot. Completed/Failed keeps earlier task results readable. Safe to retry.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SaveTaskResult(self, request, context):
-        """Records one task's output while InProgress (no change otherwise). NOT_FOUND without a snapshot. Idempotent.
+        """Records one task's output while InProgress (no change otherwise). NOT_FOUND without a snapshot. Safe to retry.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -88,14 +88,14 @@ class SnapshotStoreServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteSnapshot(self, request, context):
-        """Deletes a snapshot and its retained task results; signals stay. NOT_FOUND when missing.
+        """Deletes a snapshot and its retained task results; signals and events stay. NOT_FOUND when missing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListSnapshots(self, request, context):
-        """Lists instance ids page by page.
+        """Lists instance ids page by page, in ascending byte order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -339,14 +339,16 @@ class SignalStoreServicer:
     """
 
     def StoreSignal(self, request, context):
-        """Stores a cancel or pause request. NOT_FOUND without a snapshot; FAILED_PRECONDITION when the state forbids it.
+        """Stores a cancel or pause request, replacing a pending one of the same kind. NOT_FOUND without a snapshot;
+        FAILED_PRECONDITION when the state forbids it (cancel: Completed, Failed; pause: also Cancelled). A cancel of
+        a Cancelled instance or a pause of a Paused one is accepted and ignored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetSignal(self, request, context):
-        """Returns the pending request of a kind, if any.
+        """Returns the pending request of a kind, if any; never NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -374,28 +376,29 @@ class SignalStoreServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CheckAndCancel(self, request, context):
-        """Atomically applies a pending cancel to an InProgress instance.
+        """Atomically applies a pending cancel to an InProgress instance. False when none is pending, or the instance
+        is missing or not InProgress (the request then stays pending). A repeat answers false.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CheckAndPause(self, request, context):
-        """Atomically applies a pending pause to an InProgress instance.
+        """Atomically applies a pending pause to an InProgress instance; otherwise false, as CheckAndCancel.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CheckControlSignals(self, request, context):
-        """Applies a pending cancel, else a pending pause.
+        """Applies a pending cancel, else a pending pause, as CheckAndCancel and CheckAndPause do.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Unpause(self, request, context):
-        """Resumes a Paused instance. NOT_FOUND when missing; FAILED_PRECONDITION when not Paused.
+        """Resumes a Paused instance. NOT_FOUND when missing; FAILED_PRECONDITION (CANNOT_PAUSE) when not Paused.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -762,7 +765,8 @@ class TaskClaimStoreServicer:
     """
 
     def ClaimTask(self, request, context):
-        """Claims a task unless a live claim exists; an expired claim is replaced. Not idempotent.
+        """Claims a task unless a live claim exists (whoever holds it, the caller too); an expired claim is replaced.
+        Not safe to retry: the repeat finds the caller's own claim and answers "no claim".
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -776,28 +780,32 @@ class TaskClaimStoreServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExtendTaskClaim(self, request, context):
-        """Sets a claim's expiry to now + ttl. NOT_FOUND without a claim; ABORTED when another worker holds it.
+        """Sets a claim's expiry to now + ttl; a claim without expiry keeps none. NOT_FOUND without a claim; ABORTED
+        when another worker holds it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def FindAvailableTasks(self, request, context):
-        """Advances due delays and signals, then lists ready tasks in dispatch order. Does not claim.
+        """Drops expired claims, advances due delays and signal waits, then lists ready tasks in dispatch order.
+        Does not claim.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WaitForWakeup(self, request, context):
-        """Long-polls for one task-ready hint, bounded by timeout.
+        """Long-polls for one task-ready hint, bounded by timeout; answers no hint at once when the server drains.
+        Hints are advisory: one may be missed, and FindAvailableTasks still finds the task.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchWakeups(self, request, context):
-        """Streams task-ready hints until the caller or the server ends the stream.
+        """Streams task-ready hints until the caller or the server ends the stream (the server ends it when draining;
+        reconnect). A subscriber too slow to read loses its oldest hints.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -811,7 +819,7 @@ class TaskClaimStoreServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SaveSnapshotFenced(self, request, context):
-        """Saves a snapshot only while the worker holds a live claim on the task.
+        """Saves a snapshot only while the worker holds a live claim on the task; otherwise writes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1187,7 +1195,8 @@ class LifecycleServicer:
     """
 
     def PrepareRun(self, request, context):
-        """Creates a run, honouring the conflict policy. Errors carry a RunConflict detail.
+        """Creates a run, honouring the conflict policy. Errors carry a RunConflict detail (a storage failure:
+        UNAVAILABLE, reason BACKEND). Not safe to retry: the repeat finds the run it created.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -5,12 +5,28 @@ The gRPC services: one per trait of the Rust crate sayiir_persistence, plus Life
 
 Errors travel as google.rpc.Status (grpc-status-details-bin trailer) with a
 google.rpc.ErrorInfo (domain "persistence.sayiir.dev", reason from
-ErrorReason) and, for PrepareRun, a RunConflict detail.
-Codes: NOT_FOUND, INVALID_ARGUMENT (bad request field, or a value that
-cannot be serialized), DATA_LOSS (corrupt stored value), UNAVAILABLE
-(storage down; retry), FAILED_PRECONDITION (cannot cancel or pause,
-definition mismatch), ABORTED (claim lost), ALREADY_EXISTS (run exists).
+ErrorReason, metadata "instance_id" when the request names one) and, for
+PrepareRun, a RunConflict detail. A malformed field also adds a
+google.rpc.BadRequest.
+Codes: NOT_FOUND, INVALID_ARGUMENT (bad request field, undecodable request
+bytes, or a value that cannot be serialized), DATA_LOSS (corrupt stored
+value), UNAVAILABLE (storage down; retry), FAILED_PRECONDITION (cannot
+cancel or pause, definition mismatch), ABORTED (claim lost), ALREADY_EXISTS
+(run exists). With bearer tokens enabled: UNAUTHENTICATED (missing or
+unknown token) and PERMISSION_DENIED (a reader calling an RPC that writes).
 INTERNAL and UNKNOWN are server bugs.
+
+Safe to retry on UNAVAILABLE (a repeat has the same effect and the same
+answer): SaveSnapshot, SaveTaskResult, LoadSnapshot, ListSnapshots,
+StoreSignal, GetSignal, ClearSignal, ExtendTaskClaim, FindAvailableTasks,
+WaitForWakeup, FindHintedTask, SaveSnapshotFenced, LoadTaskResult. Every
+other RPC is not: its repeat appends or pops a second event, or answers
+differently after the first call took effect (e.g. DeleteSnapshot's repeat
+is NOT_FOUND, PrepareRun's is ALREADY_EXISTS).
+
+grpc.health.v1.Health serves "" and each service's full name (NOT_SERVING
+while the storage is unreachable: readiness) and "liveness" (SERVING until
+the server drains, whatever the storage: liveness).
 """
 
 from collections import abc as _abc
@@ -44,15 +60,15 @@ class SnapshotStoreStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SnapshotStoreAsyncStub: ...
     SaveSnapshot: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.SaveSnapshotRequest, _request_response_pb2.SaveSnapshotResponse]
-    """Inserts or overwrites a snapshot. Completed/Failed keeps earlier task results readable. Idempotent."""
+    """Inserts or overwrites a snapshot. Completed/Failed keeps earlier task results readable. Safe to retry."""
     SaveTaskResult: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.SaveTaskResultRequest, _request_response_pb2.SaveTaskResultResponse]
-    """Records one task's output while InProgress (no change otherwise). NOT_FOUND without a snapshot. Idempotent."""
+    """Records one task's output while InProgress (no change otherwise). NOT_FOUND without a snapshot. Safe to retry."""
     LoadSnapshot: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.LoadSnapshotRequest, _request_response_pb2.LoadSnapshotResponse]
     """Loads a snapshot. NOT_FOUND when missing."""
     DeleteSnapshot: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.DeleteSnapshotRequest, _request_response_pb2.DeleteSnapshotResponse]
-    """Deletes a snapshot and its retained task results; signals stay. NOT_FOUND when missing."""
+    """Deletes a snapshot and its retained task results; signals and events stay. NOT_FOUND when missing."""
     ListSnapshots: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.ListSnapshotsRequest, _request_response_pb2.ListSnapshotsResponse]
-    """Lists instance ids page by page."""
+    """Lists instance ids page by page, in ascending byte order."""
 
 @_typing.type_check_only
 class SnapshotStoreAsyncStub(SnapshotStoreStub):
@@ -60,15 +76,15 @@ class SnapshotStoreAsyncStub(SnapshotStoreStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SaveSnapshot: _aio.UnaryUnaryMultiCallable[_request_response_pb2.SaveSnapshotRequest, _request_response_pb2.SaveSnapshotResponse]  # type: ignore[assignment]
-    """Inserts or overwrites a snapshot. Completed/Failed keeps earlier task results readable. Idempotent."""
+    """Inserts or overwrites a snapshot. Completed/Failed keeps earlier task results readable. Safe to retry."""
     SaveTaskResult: _aio.UnaryUnaryMultiCallable[_request_response_pb2.SaveTaskResultRequest, _request_response_pb2.SaveTaskResultResponse]  # type: ignore[assignment]
-    """Records one task's output while InProgress (no change otherwise). NOT_FOUND without a snapshot. Idempotent."""
+    """Records one task's output while InProgress (no change otherwise). NOT_FOUND without a snapshot. Safe to retry."""
     LoadSnapshot: _aio.UnaryUnaryMultiCallable[_request_response_pb2.LoadSnapshotRequest, _request_response_pb2.LoadSnapshotResponse]  # type: ignore[assignment]
     """Loads a snapshot. NOT_FOUND when missing."""
     DeleteSnapshot: _aio.UnaryUnaryMultiCallable[_request_response_pb2.DeleteSnapshotRequest, _request_response_pb2.DeleteSnapshotResponse]  # type: ignore[assignment]
-    """Deletes a snapshot and its retained task results; signals stay. NOT_FOUND when missing."""
+    """Deletes a snapshot and its retained task results; signals and events stay. NOT_FOUND when missing."""
     ListSnapshots: _aio.UnaryUnaryMultiCallable[_request_response_pb2.ListSnapshotsRequest, _request_response_pb2.ListSnapshotsResponse]  # type: ignore[assignment]
-    """Lists instance ids page by page."""
+    """Lists instance ids page by page, in ascending byte order."""
 
 class SnapshotStoreServicer(metaclass=_abc_1.ABCMeta):
     """Core snapshot CRUD (trait SnapshotStore)."""
@@ -79,7 +95,7 @@ class SnapshotStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.SaveSnapshotRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.SaveSnapshotResponse, _abc.Awaitable[_request_response_pb2.SaveSnapshotResponse]]:
-        """Inserts or overwrites a snapshot. Completed/Failed keeps earlier task results readable. Idempotent."""
+        """Inserts or overwrites a snapshot. Completed/Failed keeps earlier task results readable. Safe to retry."""
 
     @_abc_1.abstractmethod
     def SaveTaskResult(
@@ -87,7 +103,7 @@ class SnapshotStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.SaveTaskResultRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.SaveTaskResultResponse, _abc.Awaitable[_request_response_pb2.SaveTaskResultResponse]]:
-        """Records one task's output while InProgress (no change otherwise). NOT_FOUND without a snapshot. Idempotent."""
+        """Records one task's output while InProgress (no change otherwise). NOT_FOUND without a snapshot. Safe to retry."""
 
     @_abc_1.abstractmethod
     def LoadSnapshot(
@@ -103,7 +119,7 @@ class SnapshotStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.DeleteSnapshotRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.DeleteSnapshotResponse, _abc.Awaitable[_request_response_pb2.DeleteSnapshotResponse]]:
-        """Deletes a snapshot and its retained task results; signals stay. NOT_FOUND when missing."""
+        """Deletes a snapshot and its retained task results; signals and events stay. NOT_FOUND when missing."""
 
     @_abc_1.abstractmethod
     def ListSnapshots(
@@ -111,7 +127,7 @@ class SnapshotStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.ListSnapshotsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.ListSnapshotsResponse, _abc.Awaitable[_request_response_pb2.ListSnapshotsResponse]]:
-        """Lists instance ids page by page."""
+        """Lists instance ids page by page, in ascending byte order."""
 
 def add_SnapshotStoreServicer_to_server(servicer: SnapshotStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
@@ -123,9 +139,12 @@ class SignalStoreStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SignalStoreAsyncStub: ...
     StoreSignal: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.StoreSignalRequest, _request_response_pb2.StoreSignalResponse]
-    """Stores a cancel or pause request. NOT_FOUND without a snapshot; FAILED_PRECONDITION when the state forbids it."""
+    """Stores a cancel or pause request, replacing a pending one of the same kind. NOT_FOUND without a snapshot;
+    FAILED_PRECONDITION when the state forbids it (cancel: Completed, Failed; pause: also Cancelled). A cancel of
+    a Cancelled instance or a pause of a Paused one is accepted and ignored.
+    """
     GetSignal: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.GetSignalRequest, _request_response_pb2.GetSignalResponse]
-    """Returns the pending request of a kind, if any."""
+    """Returns the pending request of a kind, if any; never NOT_FOUND."""
     ClearSignal: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.ClearSignalRequest, _request_response_pb2.ClearSignalResponse]
     """Removes the pending request of a kind; never an error."""
     SendEvent: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.SendEventRequest, _request_response_pb2.SendEventResponse]
@@ -133,13 +152,15 @@ class SignalStoreStub:
     ConsumeEvent: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.ConsumeEventRequest, _request_response_pb2.ConsumeEventResponse]
     """Removes and returns the oldest event of (instance, name). Not idempotent."""
     CheckAndCancel: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.CheckAndCancelRequest, _request_response_pb2.CheckAndCancelResponse]
-    """Atomically applies a pending cancel to an InProgress instance."""
+    """Atomically applies a pending cancel to an InProgress instance. False when none is pending, or the instance
+    is missing or not InProgress (the request then stays pending). A repeat answers false.
+    """
     CheckAndPause: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.CheckAndPauseRequest, _request_response_pb2.CheckAndPauseResponse]
-    """Atomically applies a pending pause to an InProgress instance."""
+    """Atomically applies a pending pause to an InProgress instance; otherwise false, as CheckAndCancel."""
     CheckControlSignals: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.CheckControlSignalsRequest, _request_response_pb2.CheckControlSignalsResponse]
-    """Applies a pending cancel, else a pending pause."""
+    """Applies a pending cancel, else a pending pause, as CheckAndCancel and CheckAndPause do."""
     Unpause: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.UnpauseRequest, _request_response_pb2.UnpauseResponse]
-    """Resumes a Paused instance. NOT_FOUND when missing; FAILED_PRECONDITION when not Paused."""
+    """Resumes a Paused instance. NOT_FOUND when missing; FAILED_PRECONDITION (CANNOT_PAUSE) when not Paused."""
 
 @_typing.type_check_only
 class SignalStoreAsyncStub(SignalStoreStub):
@@ -147,9 +168,12 @@ class SignalStoreAsyncStub(SignalStoreStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     StoreSignal: _aio.UnaryUnaryMultiCallable[_request_response_pb2.StoreSignalRequest, _request_response_pb2.StoreSignalResponse]  # type: ignore[assignment]
-    """Stores a cancel or pause request. NOT_FOUND without a snapshot; FAILED_PRECONDITION when the state forbids it."""
+    """Stores a cancel or pause request, replacing a pending one of the same kind. NOT_FOUND without a snapshot;
+    FAILED_PRECONDITION when the state forbids it (cancel: Completed, Failed; pause: also Cancelled). A cancel of
+    a Cancelled instance or a pause of a Paused one is accepted and ignored.
+    """
     GetSignal: _aio.UnaryUnaryMultiCallable[_request_response_pb2.GetSignalRequest, _request_response_pb2.GetSignalResponse]  # type: ignore[assignment]
-    """Returns the pending request of a kind, if any."""
+    """Returns the pending request of a kind, if any; never NOT_FOUND."""
     ClearSignal: _aio.UnaryUnaryMultiCallable[_request_response_pb2.ClearSignalRequest, _request_response_pb2.ClearSignalResponse]  # type: ignore[assignment]
     """Removes the pending request of a kind; never an error."""
     SendEvent: _aio.UnaryUnaryMultiCallable[_request_response_pb2.SendEventRequest, _request_response_pb2.SendEventResponse]  # type: ignore[assignment]
@@ -157,13 +181,15 @@ class SignalStoreAsyncStub(SignalStoreStub):
     ConsumeEvent: _aio.UnaryUnaryMultiCallable[_request_response_pb2.ConsumeEventRequest, _request_response_pb2.ConsumeEventResponse]  # type: ignore[assignment]
     """Removes and returns the oldest event of (instance, name). Not idempotent."""
     CheckAndCancel: _aio.UnaryUnaryMultiCallable[_request_response_pb2.CheckAndCancelRequest, _request_response_pb2.CheckAndCancelResponse]  # type: ignore[assignment]
-    """Atomically applies a pending cancel to an InProgress instance."""
+    """Atomically applies a pending cancel to an InProgress instance. False when none is pending, or the instance
+    is missing or not InProgress (the request then stays pending). A repeat answers false.
+    """
     CheckAndPause: _aio.UnaryUnaryMultiCallable[_request_response_pb2.CheckAndPauseRequest, _request_response_pb2.CheckAndPauseResponse]  # type: ignore[assignment]
-    """Atomically applies a pending pause to an InProgress instance."""
+    """Atomically applies a pending pause to an InProgress instance; otherwise false, as CheckAndCancel."""
     CheckControlSignals: _aio.UnaryUnaryMultiCallable[_request_response_pb2.CheckControlSignalsRequest, _request_response_pb2.CheckControlSignalsResponse]  # type: ignore[assignment]
-    """Applies a pending cancel, else a pending pause."""
+    """Applies a pending cancel, else a pending pause, as CheckAndCancel and CheckAndPause do."""
     Unpause: _aio.UnaryUnaryMultiCallable[_request_response_pb2.UnpauseRequest, _request_response_pb2.UnpauseResponse]  # type: ignore[assignment]
-    """Resumes a Paused instance. NOT_FOUND when missing; FAILED_PRECONDITION when not Paused."""
+    """Resumes a Paused instance. NOT_FOUND when missing; FAILED_PRECONDITION (CANNOT_PAUSE) when not Paused."""
 
 class SignalStoreServicer(metaclass=_abc_1.ABCMeta):
     """Cancel and pause signals and external events (trait SignalStore)."""
@@ -174,7 +200,10 @@ class SignalStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.StoreSignalRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.StoreSignalResponse, _abc.Awaitable[_request_response_pb2.StoreSignalResponse]]:
-        """Stores a cancel or pause request. NOT_FOUND without a snapshot; FAILED_PRECONDITION when the state forbids it."""
+        """Stores a cancel or pause request, replacing a pending one of the same kind. NOT_FOUND without a snapshot;
+        FAILED_PRECONDITION when the state forbids it (cancel: Completed, Failed; pause: also Cancelled). A cancel of
+        a Cancelled instance or a pause of a Paused one is accepted and ignored.
+        """
 
     @_abc_1.abstractmethod
     def GetSignal(
@@ -182,7 +211,7 @@ class SignalStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.GetSignalRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.GetSignalResponse, _abc.Awaitable[_request_response_pb2.GetSignalResponse]]:
-        """Returns the pending request of a kind, if any."""
+        """Returns the pending request of a kind, if any; never NOT_FOUND."""
 
     @_abc_1.abstractmethod
     def ClearSignal(
@@ -214,7 +243,9 @@ class SignalStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.CheckAndCancelRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.CheckAndCancelResponse, _abc.Awaitable[_request_response_pb2.CheckAndCancelResponse]]:
-        """Atomically applies a pending cancel to an InProgress instance."""
+        """Atomically applies a pending cancel to an InProgress instance. False when none is pending, or the instance
+        is missing or not InProgress (the request then stays pending). A repeat answers false.
+        """
 
     @_abc_1.abstractmethod
     def CheckAndPause(
@@ -222,7 +253,7 @@ class SignalStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.CheckAndPauseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.CheckAndPauseResponse, _abc.Awaitable[_request_response_pb2.CheckAndPauseResponse]]:
-        """Atomically applies a pending pause to an InProgress instance."""
+        """Atomically applies a pending pause to an InProgress instance; otherwise false, as CheckAndCancel."""
 
     @_abc_1.abstractmethod
     def CheckControlSignals(
@@ -230,7 +261,7 @@ class SignalStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.CheckControlSignalsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.CheckControlSignalsResponse, _abc.Awaitable[_request_response_pb2.CheckControlSignalsResponse]]:
-        """Applies a pending cancel, else a pending pause."""
+        """Applies a pending cancel, else a pending pause, as CheckAndCancel and CheckAndPause do."""
 
     @_abc_1.abstractmethod
     def Unpause(
@@ -238,7 +269,7 @@ class SignalStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.UnpauseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.UnpauseResponse, _abc.Awaitable[_request_response_pb2.UnpauseResponse]]:
-        """Resumes a Paused instance. NOT_FOUND when missing; FAILED_PRECONDITION when not Paused."""
+        """Resumes a Paused instance. NOT_FOUND when missing; FAILED_PRECONDITION (CANNOT_PAUSE) when not Paused."""
 
 def add_SignalStoreServicer_to_server(servicer: SignalStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
@@ -250,21 +281,31 @@ class TaskClaimStoreStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> TaskClaimStoreAsyncStub: ...
     ClaimTask: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.ClaimTaskRequest, _request_response_pb2.ClaimTaskResponse]
-    """Claims a task unless a live claim exists; an expired claim is replaced. Not idempotent."""
+    """Claims a task unless a live claim exists (whoever holds it, the caller too); an expired claim is replaced.
+    Not safe to retry: the repeat finds the caller's own claim and answers "no claim".
+    """
     ReleaseTaskClaim: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.ReleaseTaskClaimRequest, _request_response_pb2.ReleaseTaskClaimResponse]
     """Releases a claim. NOT_FOUND without a claim; ABORTED when another worker holds it."""
     ExtendTaskClaim: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.ExtendTaskClaimRequest, _request_response_pb2.ExtendTaskClaimResponse]
-    """Sets a claim's expiry to now + ttl. NOT_FOUND without a claim; ABORTED when another worker holds it."""
+    """Sets a claim's expiry to now + ttl; a claim without expiry keeps none. NOT_FOUND without a claim; ABORTED
+    when another worker holds it.
+    """
     FindAvailableTasks: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.FindAvailableTasksRequest, _request_response_pb2.FindAvailableTasksResponse]
-    """Advances due delays and signals, then lists ready tasks in dispatch order. Does not claim."""
+    """Drops expired claims, advances due delays and signal waits, then lists ready tasks in dispatch order.
+    Does not claim.
+    """
     WaitForWakeup: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.WaitForWakeupRequest, _request_response_pb2.WaitForWakeupResponse]
-    """Long-polls for one task-ready hint, bounded by timeout."""
+    """Long-polls for one task-ready hint, bounded by timeout; answers no hint at once when the server drains.
+    Hints are advisory: one may be missed, and FindAvailableTasks still finds the task.
+    """
     WatchWakeups: _grpc.UnaryStreamMultiCallable[_request_response_pb2.WatchWakeupsRequest, _request_response_pb2.WatchWakeupsResponse]
-    """Streams task-ready hints until the caller or the server ends the stream."""
+    """Streams task-ready hints until the caller or the server ends the stream (the server ends it when draining;
+    reconnect). A subscriber too slow to read loses its oldest hints.
+    """
     FindHintedTask: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.FindHintedTaskRequest, _request_response_pb2.FindHintedTaskResponse]
     """Resolves a hint into an available task if it still is one. Does not claim."""
     SaveSnapshotFenced: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.SaveSnapshotFencedRequest, _request_response_pb2.SaveSnapshotFencedResponse]
-    """Saves a snapshot only while the worker holds a live claim on the task."""
+    """Saves a snapshot only while the worker holds a live claim on the task; otherwise writes nothing."""
 
 @_typing.type_check_only
 class TaskClaimStoreAsyncStub(TaskClaimStoreStub):
@@ -272,21 +313,31 @@ class TaskClaimStoreAsyncStub(TaskClaimStoreStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ClaimTask: _aio.UnaryUnaryMultiCallable[_request_response_pb2.ClaimTaskRequest, _request_response_pb2.ClaimTaskResponse]  # type: ignore[assignment]
-    """Claims a task unless a live claim exists; an expired claim is replaced. Not idempotent."""
+    """Claims a task unless a live claim exists (whoever holds it, the caller too); an expired claim is replaced.
+    Not safe to retry: the repeat finds the caller's own claim and answers "no claim".
+    """
     ReleaseTaskClaim: _aio.UnaryUnaryMultiCallable[_request_response_pb2.ReleaseTaskClaimRequest, _request_response_pb2.ReleaseTaskClaimResponse]  # type: ignore[assignment]
     """Releases a claim. NOT_FOUND without a claim; ABORTED when another worker holds it."""
     ExtendTaskClaim: _aio.UnaryUnaryMultiCallable[_request_response_pb2.ExtendTaskClaimRequest, _request_response_pb2.ExtendTaskClaimResponse]  # type: ignore[assignment]
-    """Sets a claim's expiry to now + ttl. NOT_FOUND without a claim; ABORTED when another worker holds it."""
+    """Sets a claim's expiry to now + ttl; a claim without expiry keeps none. NOT_FOUND without a claim; ABORTED
+    when another worker holds it.
+    """
     FindAvailableTasks: _aio.UnaryUnaryMultiCallable[_request_response_pb2.FindAvailableTasksRequest, _request_response_pb2.FindAvailableTasksResponse]  # type: ignore[assignment]
-    """Advances due delays and signals, then lists ready tasks in dispatch order. Does not claim."""
+    """Drops expired claims, advances due delays and signal waits, then lists ready tasks in dispatch order.
+    Does not claim.
+    """
     WaitForWakeup: _aio.UnaryUnaryMultiCallable[_request_response_pb2.WaitForWakeupRequest, _request_response_pb2.WaitForWakeupResponse]  # type: ignore[assignment]
-    """Long-polls for one task-ready hint, bounded by timeout."""
+    """Long-polls for one task-ready hint, bounded by timeout; answers no hint at once when the server drains.
+    Hints are advisory: one may be missed, and FindAvailableTasks still finds the task.
+    """
     WatchWakeups: _aio.UnaryStreamMultiCallable[_request_response_pb2.WatchWakeupsRequest, _request_response_pb2.WatchWakeupsResponse]  # type: ignore[assignment]
-    """Streams task-ready hints until the caller or the server ends the stream."""
+    """Streams task-ready hints until the caller or the server ends the stream (the server ends it when draining;
+    reconnect). A subscriber too slow to read loses its oldest hints.
+    """
     FindHintedTask: _aio.UnaryUnaryMultiCallable[_request_response_pb2.FindHintedTaskRequest, _request_response_pb2.FindHintedTaskResponse]  # type: ignore[assignment]
     """Resolves a hint into an available task if it still is one. Does not claim."""
     SaveSnapshotFenced: _aio.UnaryUnaryMultiCallable[_request_response_pb2.SaveSnapshotFencedRequest, _request_response_pb2.SaveSnapshotFencedResponse]  # type: ignore[assignment]
-    """Saves a snapshot only while the worker holds a live claim on the task."""
+    """Saves a snapshot only while the worker holds a live claim on the task; otherwise writes nothing."""
 
 class TaskClaimStoreServicer(metaclass=_abc_1.ABCMeta):
     """Leases on tasks for multi-worker execution, and task-ready wakeups (trait TaskClaimStore)."""
@@ -297,7 +348,9 @@ class TaskClaimStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.ClaimTaskRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.ClaimTaskResponse, _abc.Awaitable[_request_response_pb2.ClaimTaskResponse]]:
-        """Claims a task unless a live claim exists; an expired claim is replaced. Not idempotent."""
+        """Claims a task unless a live claim exists (whoever holds it, the caller too); an expired claim is replaced.
+        Not safe to retry: the repeat finds the caller's own claim and answers "no claim".
+        """
 
     @_abc_1.abstractmethod
     def ReleaseTaskClaim(
@@ -313,7 +366,9 @@ class TaskClaimStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.ExtendTaskClaimRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.ExtendTaskClaimResponse, _abc.Awaitable[_request_response_pb2.ExtendTaskClaimResponse]]:
-        """Sets a claim's expiry to now + ttl. NOT_FOUND without a claim; ABORTED when another worker holds it."""
+        """Sets a claim's expiry to now + ttl; a claim without expiry keeps none. NOT_FOUND without a claim; ABORTED
+        when another worker holds it.
+        """
 
     @_abc_1.abstractmethod
     def FindAvailableTasks(
@@ -321,7 +376,9 @@ class TaskClaimStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.FindAvailableTasksRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.FindAvailableTasksResponse, _abc.Awaitable[_request_response_pb2.FindAvailableTasksResponse]]:
-        """Advances due delays and signals, then lists ready tasks in dispatch order. Does not claim."""
+        """Drops expired claims, advances due delays and signal waits, then lists ready tasks in dispatch order.
+        Does not claim.
+        """
 
     @_abc_1.abstractmethod
     def WaitForWakeup(
@@ -329,7 +386,9 @@ class TaskClaimStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.WaitForWakeupRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.WaitForWakeupResponse, _abc.Awaitable[_request_response_pb2.WaitForWakeupResponse]]:
-        """Long-polls for one task-ready hint, bounded by timeout."""
+        """Long-polls for one task-ready hint, bounded by timeout; answers no hint at once when the server drains.
+        Hints are advisory: one may be missed, and FindAvailableTasks still finds the task.
+        """
 
     @_abc_1.abstractmethod
     def WatchWakeups(
@@ -337,7 +396,9 @@ class TaskClaimStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.WatchWakeupsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_request_response_pb2.WatchWakeupsResponse], _abc.AsyncIterator[_request_response_pb2.WatchWakeupsResponse]]:
-        """Streams task-ready hints until the caller or the server ends the stream."""
+        """Streams task-ready hints until the caller or the server ends the stream (the server ends it when draining;
+        reconnect). A subscriber too slow to read loses its oldest hints.
+        """
 
     @_abc_1.abstractmethod
     def FindHintedTask(
@@ -353,7 +414,7 @@ class TaskClaimStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.SaveSnapshotFencedRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.SaveSnapshotFencedResponse, _abc.Awaitable[_request_response_pb2.SaveSnapshotFencedResponse]]:
-        """Saves a snapshot only while the worker holds a live claim on the task."""
+        """Saves a snapshot only while the worker holds a live claim on the task; otherwise writes nothing."""
 
 def add_TaskClaimStoreServicer_to_server(servicer: TaskClaimStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
@@ -396,7 +457,9 @@ class LifecycleStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> LifecycleAsyncStub: ...
     PrepareRun: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.PrepareRunRequest, _request_response_pb2.PrepareRunResponse]
-    """Creates a run, honouring the conflict policy. Errors carry a RunConflict detail."""
+    """Creates a run, honouring the conflict policy. Errors carry a RunConflict detail (a storage failure:
+    UNAVAILABLE, reason BACKEND). Not safe to retry: the repeat finds the run it created.
+    """
 
 @_typing.type_check_only
 class LifecycleAsyncStub(LifecycleStub):
@@ -404,7 +467,9 @@ class LifecycleAsyncStub(LifecycleStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     PrepareRun: _aio.UnaryUnaryMultiCallable[_request_response_pb2.PrepareRunRequest, _request_response_pb2.PrepareRunResponse]  # type: ignore[assignment]
-    """Creates a run, honouring the conflict policy. Errors carry a RunConflict detail."""
+    """Creates a run, honouring the conflict policy. Errors carry a RunConflict detail (a storage failure:
+    UNAVAILABLE, reason BACKEND). Not safe to retry: the repeat finds the run it created.
+    """
 
 class LifecycleServicer(metaclass=_abc_1.ABCMeta):
     """Starting runs (function prepare_run)."""
@@ -415,6 +480,8 @@ class LifecycleServicer(metaclass=_abc_1.ABCMeta):
         request: _request_response_pb2.PrepareRunRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.PrepareRunResponse, _abc.Awaitable[_request_response_pb2.PrepareRunResponse]]:
-        """Creates a run, honouring the conflict policy. Errors carry a RunConflict detail."""
+        """Creates a run, honouring the conflict policy. Errors carry a RunConflict detail (a storage failure:
+        UNAVAILABLE, reason BACKEND). Not safe to retry: the repeat finds the run it created.
+        """
 
 def add_LifecycleServicer_to_server(servicer: LifecycleServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
