@@ -222,3 +222,9 @@ async def test_undecodable_request_bytes_are_a_client_serialization_error() -> N
 def test_the_decorated_methods_are_marked_so_coverage_can_be_checked() -> None:
     assert getattr(_Servicer.Unary, "translates_errors", False)
     assert getattr(_Servicer.Stream, "translates_errors", False)
+
+
+def test_every_reason_the_server_sends_is_listed_in_the_proto_error_reason_enum() -> None:
+    listed = {name.removeprefix("ERROR_REASON_") for name in sayiir_details.ErrorReason.DESCRIPTOR.values_by_name}
+    sent = {reason for _, _, reason in CODE_TABLE} | {"UNAUTHENTICATED", "PERMISSION_DENIED"}  # auth.py's refusals
+    assert sent <= listed
