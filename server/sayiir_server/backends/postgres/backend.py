@@ -383,7 +383,15 @@ class PostgresBackend(Backend):
         instance_ids = [row["instance_id"] for row in rows]
 
         async def advance(connection: Connection) -> None:
-            for row in await connection.fetch(queries.LOCK_DUE, instance_ids):
+            locked = await connection.fetch(queries.LOCK_DUE, instance_ids)
+            if not locked:
+                return
+            # A cancel or pause accepted just before the rows were locked keeps its instance where it is.
+            signalled = await connection.fetch(queries.SIGNALLED_AMONG, [row["instance_id"] for row in locked])
+            held = {row["instance_id"] for row in signalled}
+            for row in locked:
+                if row["instance_id"] in held:
+                    continue
                 advanced = await self._advanced(connection, decode_snapshot(row["snapshot"]), now)
                 if advanced is not None:
                     await self._write(connection, advanced)

@@ -178,26 +178,37 @@ DUE_INSTANCES = """
 WITH expired AS (
     DELETE FROM claims WHERE expires_at <= $1::timestamptz
 )
-(
+SELECT due.instance_id FROM (
     SELECT instance_id FROM snapshots WHERE wake_at <= $1::timestamptz
     UNION
     SELECT s.instance_id FROM snapshots s
     WHERE s.signal_name IS NOT NULL
       AND EXISTS (SELECT 1 FROM events e WHERE e.instance_id = s.instance_id AND e.signal_name = s.signal_name)
-)
+) due
+WHERE NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = due.instance_id)
 LIMIT $2
 """
-"""Rule 1 (drop expired claims) and the lock-free look for rule 2 work: due delays, timed-out or fed signals."""
+"""Rule 1 (drop expired claims) and the lock-free look for rule 2 work: due delays, timed-out or fed signals.
+
+Instances with a pending request are left out here already, as LOCK_DUE would drop them: otherwise a batch
+of them, which no dispatch may advance, would fill the LIMIT on every call and starve every other due instance."""
 
 LOCK_DUE = """
-SELECT s.snapshot FROM snapshots s
+SELECT s.instance_id, s.snapshot FROM snapshots s
 WHERE s.instance_id = ANY($1::text[])
   AND (s.wake_at IS NOT NULL OR s.signal_name IS NOT NULL)
   AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
 ORDER BY s.instance_id
 FOR UPDATE SKIP LOCKED
 """
-"""Lock the due rows no other replica is advancing; instances with a pending signal are left alone."""
+"""Lock the due rows no other replica is advancing; instances with a pending signal are left alone.
+
+The signal test here reads the statement's snapshot, taken before the rows are locked: a store_signal
+that committed in between (it only held FOR SHARE, so the row was not updated and is not re-checked)
+is missed. SIGNALLED_AMONG, run once the rows are locked, is exact."""
+
+SIGNALLED_AMONG = "SELECT DISTINCT instance_id FROM signals WHERE instance_id = ANY($1::text[])"
+"""Of the locked instances, those with a pending request: store_signal cannot add one while we hold the rows."""
 
 _CANDIDATE_FILTER = """
       AND (s.next_retry_at IS NULL OR s.next_retry_at <= $4::timestamptz)
