@@ -19,6 +19,9 @@ from sayiir_server.status import workflow_status
 from sayiir_server.store import PersistentBackend
 
 _ATTEMPTS = 3  # a lost insert race re-reads the winner's snapshot; more than one loss in a row is pathological
+# Under TERMINATE_EXISTING every lost insert terminates the winner and tries again: with N concurrent
+# callers one gets through per round, so a caller may lose up to N - 1 rounds before its own insert lands.
+_TERMINATE_ATTEMPTS = 64
 
 
 async def prepare_run(
@@ -38,7 +41,8 @@ async def prepare_run(
     if length == 0 or length > MAX_INSTANCE_ID_BYTES:
         raise InvalidInstanceIdError(length, MAX_INSTANCE_ID_BYTES)
     try:
-        for _ in range(_ATTEMPTS):
+        attempts = _TERMINATE_ATTEMPTS if conflict_policy == enums.CONFLICT_POLICY_TERMINATE_EXISTING else _ATTEMPTS
+        for _ in range(attempts):
             existing = await _load_or_none(backend, instance_id)
             if existing is not None:
                 outcome = await _resolve_conflict(backend, existing, definition_hash, conflict_policy)

@@ -83,3 +83,17 @@ async def test_concurrent_prepare_run_with_fail_policy_creates_exactly_one_run(s
     assert (len(fresh), len(refused)) == (1, 1)
     [winner] = fresh
     assert await store.load_snapshot("order-1") == winner.fresh.snapshot
+
+
+async def test_concurrent_prepare_run_with_terminate_existing_all_start_fresh(store: Backend) -> None:
+    await start_run(store, "order-1", input=b"original")
+    outcomes = await asyncio.gather(
+        *(
+            start_run(store, "order-1", input=f"run-{n}".encode(), policy=enums.CONFLICT_POLICY_TERMINATE_EXISTING)
+            for n in range(8)
+        )
+    )
+
+    assert all(o.WhichOneof("outcome") == "fresh" for o in outcomes)
+    stored = await store.load_snapshot("order-1")
+    assert stored in [o.fresh.snapshot for o in outcomes]
