@@ -31,13 +31,12 @@ from sayiir_server.backends.postgres.listener import WakeupListener
 from sayiir_server.backends.postgres.migrations import migrate
 from sayiir_server.backends.postgres.options import PostgresOptions, parse_postgres_url
 from sayiir_server.backends.postgres.rows import (
-    decode_signal_request,
-    decode_snapshot,
     hint_payload,
     notify_channel,
     retained_results,
     snapshot_row,
 )
+from sayiir_server.backends.stored import decode_signal_request, decode_snapshot
 from sayiir_server.model import (
     CANCEL,
     PAUSE,

@@ -6,7 +6,6 @@ import base64
 import binascii
 from dataclasses import astuple, dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -15,6 +14,7 @@ from sayiir_client.errors import SerializationError
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server import dispatch
 from sayiir_server.backends.index_columns import index_columns
+from sayiir_server.backends.stored import decode_snapshot
 from sayiir_server.model import completed_tasks, to_datetime
 
 NOTIFY_CHANNEL = "sayiir_wakeups"
@@ -91,26 +91,6 @@ def _round_up(moment: Timestamp | None) -> datetime | None:
     if moment is None:
         return None
     return to_datetime(moment) + (timedelta(microseconds=1) if moment.nanos % 1000 else timedelta())
-
-
-def decode_snapshot(blob: bytes) -> pb.WorkflowSnapshot:
-    return _decode(pb.WorkflowSnapshot, blob)
-
-
-def decode_signal_request(blob: bytes) -> pb.SignalRequest:
-    return _decode(pb.SignalRequest, blob)
-
-
-_M = TypeVar("_M", pb.WorkflowSnapshot, pb.SignalRequest)
-
-
-def _decode(kind: type[_M], blob: bytes) -> _M:
-    message = kind()
-    try:
-        message.ParseFromString(blob)
-    except DecodeError as error:
-        raise SerializationError(f"stored {kind.__name__} is corrupt: {error}", stored=True) from error
-    return message
 
 
 def retained_results(retained_from: bytes | None) -> list[pb.TaskResult]:

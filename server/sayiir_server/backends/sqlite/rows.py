@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sayiir_client.errors import SerializationError
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.backends.index_columns import index_columns
 from sayiir_server.dispatch import timestamp_micros
@@ -18,21 +16,6 @@ def micros_timestamp(value: int) -> Timestamp:
     ts = Timestamp()
     ts.FromMicroseconds(value)
     return ts
-
-
-def decode_snapshot(blob: bytes) -> pb.WorkflowSnapshot:
-    """Parse a stored snapshot; a corrupt row is SerializationError(stored=True) (DATA_LOSS)."""
-    try:
-        return pb.WorkflowSnapshot.FromString(blob)
-    except DecodeError as error:
-        raise SerializationError(f"stored snapshot cannot be decoded: {error}", stored=True) from error
-
-
-def decode_signal(blob: bytes) -> pb.SignalRequest:
-    try:
-        return pb.SignalRequest.FromString(blob)
-    except DecodeError as error:
-        raise SerializationError(f"stored signal request cannot be decoded: {error}", stored=True) from error
 
 
 @dataclass(frozen=True)

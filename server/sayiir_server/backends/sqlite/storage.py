@@ -25,11 +25,10 @@ from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.backends.sqlite import queries as sql
 from sayiir_server.backends.sqlite.rows import (
-    decode_signal,
-    decode_snapshot,
     micros_timestamp,
     snapshot_columns,
 )
+from sayiir_server.backends.stored import decode_signal_request, decode_snapshot
 from sayiir_server.dispatch import (
     advance_past_delay,
     advance_past_signal,
@@ -202,7 +201,7 @@ class SqliteStorage:
 
     def _signal(self, instance_id: str, kind: SignalKind) -> pb.SignalRequest | None:
         row = self._one(sql.GET_SIGNAL, {"instance_id": instance_id, "kind": kind})
-        return None if row is None else decode_signal(row[0])
+        return None if row is None else decode_signal_request(row[0])
 
     def store_signal(self, instance_id: str, kind: SignalKind, request: pb.SignalRequest) -> None:
         with self._transaction(write=True):
