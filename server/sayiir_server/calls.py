@@ -3,6 +3,11 @@
 `with_behavior` rebuilds a method handler of any of the four call kinds
 around a new behavior; `CallObserver` times every call and tells its sinks
 (metrics, the access log) how it ended.
+
+Nothing here touches a call's context once the call may have ended: grpc.aio
+releases the call's core object when the RPC finishes, and a context method
+that reaches it afterwards (`peer()`) dereferences a null pointer (SIGSEGV).
+What a sink needs from the context is read when the call starts.
 """
 
 from __future__ import annotations
@@ -105,7 +110,10 @@ def split_method(method: str) -> tuple[str, str]:
 
 
 def final_code(context: Context, error: BaseException | None) -> grpc.StatusCode:
-    """The status code a call ended with, given the exception its behavior raised (None when it returned)."""
+    """The status code a call ended with, given the exception its behavior raised (None when it returned).
+
+    `context.code()` reads a Python attribute of the call state, never the released core call.
+    """
     if isinstance(error, asyncio.CancelledError | GeneratorExit):
         return grpc.StatusCode.CANCELLED  # the caller went away, or the server stopped
     code = context.code()
@@ -130,7 +138,7 @@ class CallObserver(grpc.aio.ServerInterceptor):
         behavior = original_behavior(handler)
 
         async def unary(request: Any, context: Context) -> Any:
-            started = self._start(method)
+            started, peer = self._start(method, context)
             error: BaseException | None = None
             try:
                 return await behavior(request, context)
@@ -138,10 +146,10 @@ class CallObserver(grpc.aio.ServerInterceptor):
                 error = raised
                 raise
             finally:
-                self._finish(method, started, request, context, error)
+                self._finish(method, started, peer, request, final_code(context, error))
 
         async def streaming(request: Any, context: Context) -> AsyncIterator[Any]:
-            started = self._start(method)
+            started, peer = self._start(method, context)
             error: BaseException | None = None
             try:
                 async for response in responses_of(behavior(request, context)):
@@ -150,21 +158,21 @@ class CallObserver(grpc.aio.ServerInterceptor):
                 error = raised
                 raise
             finally:
-                self._finish(method, started, request, context, error)
+                self._finish(method, started, peer, request, final_code(context, error))
 
         return with_behavior(handler, unary, streaming)
 
-    def _start(self, method: str) -> float:
+    def _start(self, method: str, context: Context) -> tuple[float, str]:
         for sink in self._sinks:
             sink.call_started(method)
-        return time.perf_counter()
+        return time.perf_counter(), context.peer()
 
-    def _finish(self, method: str, started: float, request: Any, context: Context, error: BaseException | None) -> None:
+    def _finish(self, method: str, started: float, peer: str, request: Any, code: grpc.StatusCode) -> None:
         call = FinishedCall(
             method=method,
-            code=final_code(context, error),
+            code=code,
             duration_seconds=time.perf_counter() - started,
-            peer=context.peer(),
+            peer=peer,
             instance_id=instance_id_of(request),
         )
         for sink in self._sinks:

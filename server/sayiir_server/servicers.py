@@ -351,14 +351,40 @@ def _method_handler(servicer: object, name: str, service: ServiceDescriptor) -> 
     method = service.methods_by_name[name]
     request_class: type[Message] = getattr(rr, method.input_type.name)
     response_class: type[Message] = getattr(rr, method.output_type.name)
-    make_handler = (
-        grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
-    )
-    return make_handler(
-        getattr(servicer, name),
-        request_deserializer=_tolerant_parser(request_class),
-        response_serializer=response_class.SerializeToString,
-    )
+    serializers: dict[str, Any] = {
+        "request_deserializer": _tolerant_parser(request_class),
+        "response_serializer": response_class.SerializeToString,
+    }
+    if method.server_streaming:
+        return grpc.unary_stream_rpc_method_handler(_writing_responses(getattr(servicer, name)), **serializers)
+    return grpc.unary_unary_rpc_method_handler(getattr(servicer, name), **serializers)
+
+
+def _writing_responses(
+    stream: Callable[[Any, Context], AsyncIterator[Message]],
+) -> Callable[[Any, Context], AsyncIterator[Message]]:
+    """A streaming behavior that writes its responses itself (`context.write`) and yields none.
+
+    grpc.aio iterates a response generator with `async for` and never closes it: a cancel that lands while
+    grpc writes a response abandons the generator at its `yield`, and its cleanup (the servicer's, and every
+    interceptor's around it) runs later from the garbage collector, after the call's core object is gone.
+    Written from inside, a cancel always lands in our own frames while the call is alive, and every cleanup
+    (the wakeup subscription, the metrics of the call) runs at once.
+    """
+
+    async def write_all(request: Any, context: Context) -> AsyncIterator[Message]:
+        responses = stream(request, context)
+        try:
+            async for response in responses:
+                await context.write(response)
+        finally:
+            close: Callable[[], Awaitable[None]] | None = getattr(responses, "aclose", None)
+            if close is not None:
+                await close()
+        return
+        yield  # an async generator, as interceptors expect of a streaming behavior, that never suspends here
+
+    return write_all
 
 
 def _tolerant_parser(request_class: type[Message]) -> Callable[[bytes], Message | MalformedRequest]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sayiir_client import PersistenceClient
-from tests.client.serving import server_process
+from tests.support.server_process import server_process
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SECTION = "<!-- section: client -->"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from examples.three_step_workflow.workflow import STEPS, expected_output
 from sayiir_client import PersistenceClient
-from tests.client.serving import server_process
+from tests.support.server_process import server_process
 
 REPO = Path(__file__).resolve().parents[2]
 RUNS = {"order-1": "3,1,2", "order-2": "5", "order-3": "1,1,1,1", "order-4": "10,20", "order-5": "7,0"}
