@@ -29,7 +29,7 @@ from benchmarks.workload import (
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
 from sayiir_client.v1 import service_pb2_grpc as rpc
-from sayiir_server.model import timestamp, utc_now
+from sayiir_server.domain.model import timestamp, utc_now
 
 CLAIM_TTL = Duration(seconds=30)
 TASK_OUTPUT = b"o" * 100

@@ -43,7 +43,8 @@ from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.backends.postgres import queries
 from sayiir_server.backends.postgres.migrations import migrate
 from sayiir_server.backends.postgres.rows import hint_payload, notify_channel, snapshot_row
-from sayiir_server.model import timestamp
+from sayiir_server.domain.engine import write_of
+from sayiir_server.domain.model import timestamp
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 TASK = hashlib.sha256(b"charge").digest()
@@ -95,7 +96,8 @@ def _snapshot(instance_id: str, task: bytes, done: dict[bytes, bytes]) -> pb.Wor
 
 
 def _write_args(snapshot: pb.WorkflowSnapshot, channel: str) -> tuple[object, ...]:
-    return (*snapshot_row(snapshot).values(), hint_payload(snapshot), channel)
+    write = write_of(snapshot)
+    return (*snapshot_row(snapshot).values(), hint_payload(write.hint, snapshot.instance_id), channel, write.retain)
 
 
 class Workload:

@@ -215,8 +215,8 @@ async def _serve_echo() -> None:
 async def _serve_backend(url: str) -> None:
     from datetime import timedelta
 
+    from sayiir_server.api.server import PersistenceServer, ServerOptions
     from sayiir_server.backends import open_backend
-    from sayiir_server.server import PersistenceServer, ServerOptions
 
     backend = await open_backend(url)
     server = PersistenceServer(backend, ServerOptions(listen="127.0.0.1:0", grace_period=timedelta(seconds=1)))

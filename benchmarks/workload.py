@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime, timedelta
 
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.model import timestamp, utc_now
+from sayiir_server.domain.model import timestamp, utc_now
 
 DEFINITION_HASH = hashlib.sha256(b"benchmark-workflow").digest()
 TASK_A = hashlib.sha256(b"benchmark-task-a").digest()

@@ -15,6 +15,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from sayiir_client.errors import (
+    ERROR_DOMAIN,
     AccessDeniedError,
     BackendUnavailableError,
     CannotCancelError,
@@ -29,7 +30,6 @@ from sayiir_client.errors import (
 )
 from sayiir_client.v1 import error_details_pb2 as details
 
-ERROR_DOMAIN = "persistence.sayiir.dev"
 """ErrorInfo.domain of the errors this service defines."""
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"

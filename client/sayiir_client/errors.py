@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from grpc import StatusCode
 
 
+ERROR_DOMAIN = "persistence.sayiir.dev"
+"""google.rpc.ErrorInfo.domain of every error status the server sends."""
+
+
 class BackendError(Exception):
     """Base of the errors a storage trait method can raise (Rust `BackendError`)."""
 

@@ -21,12 +21,12 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sayiir_server import __version__
-from sayiir_server.access_log import LOG_FORMATS, configure_logging
+from sayiir_server.api.server import PersistenceServer, ServerOptions
 from sayiir_server.backends import DEFAULT_BACKEND_URL, open_backend
-from sayiir_server.mesh import Mesh, MeshOptions
-from sayiir_server.metrics import parse_listen
-from sayiir_server.server import PersistenceServer, ServerOptions
-from sayiir_server.tracing import TRACING_MODES
+from sayiir_server.mesh.access_log import LOG_FORMATS, configure_logging
+from sayiir_server.mesh.mesh import Mesh, MeshOptions
+from sayiir_server.mesh.metrics import parse_listen
+from sayiir_server.mesh.tracing import TRACING_MODES
 
 EXIT_OK = 0
 EXIT_USAGE = 2

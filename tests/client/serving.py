@@ -9,13 +9,13 @@ from typing import Any
 import grpc
 
 from sayiir_client import AsyncPersistenceClient
-from sayiir_server.server import ServerOptions, add_persistence_servicers
-from sayiir_server.store import Backend
+from sayiir_server.api.server import ServerOptions, add_persistence_servicers
+from sayiir_server.domain.engine import Engine
 
 
 @asynccontextmanager
 async def served_backend(
-    backend: Backend, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
+    backend: Engine, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()
 ) -> AsyncIterator[str]:
     """Serve `backend` in-process on a free port; yields "127.0.0.1:PORT". The backend stays open."""
     server = grpc.aio.server(interceptors=interceptors)
@@ -30,7 +30,7 @@ async def served_backend(
 
 
 @asynccontextmanager
-async def client_over_grpc(backend: Backend, **client_options: Any) -> AsyncIterator[AsyncPersistenceClient]:
+async def client_over_grpc(backend: Engine, **client_options: Any) -> AsyncIterator[AsyncPersistenceClient]:
     """An AsyncPersistenceClient reaching `backend` through a real gRPC server: the "client → server → backend" path.
 
     The client is built on a channel the fixture owns (AsyncPersistenceClient(channel=...)).

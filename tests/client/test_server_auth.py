@@ -1,4 +1,4 @@
-"""The client's bearer token against the server's real token authentication (sayiir_server.auth)."""
+"""The client's bearer token against the server's real token authentication (sayiir_server.mesh.auth)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from sayiir_client import AccessDeniedError, AsyncPersistenceClient, DefinitionHash, TaskId
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.auth import TokenAuthInterceptor
 from sayiir_server.backends.memory import InMemoryBackend
+from sayiir_server.mesh.auth import TokenAuthInterceptor
 from tests.client.serving import served_backend
 
 TASK = TaskId.from_name("task")

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.model import timestamp, to_datetime, utc_now
+from sayiir_server.domain.model import timestamp, to_datetime, utc_now
 
 CLOCK_SLACK = timedelta(seconds=1)
 """How far a stored "now" may stray from the test's clock readings around the call."""

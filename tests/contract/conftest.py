@@ -20,8 +20,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from sayiir_server.store import Backend
+from sayiir_server.domain.traits import Backend
 from tests.support.backends import ACTIVE_BACKEND_KINDS, open_test_backend
+from tests.support.clock import FakeClock
 from tests.support.grpc_wire import (
     BackendOpener,
     BackendSlot,
@@ -64,13 +65,19 @@ def _store_params() -> list[object]:
     ]
 
 
+@pytest.fixture
+def clock() -> FakeClock:
+    """The store's clock: it stands still unless the test advances it (claims, delays, aging)."""
+    return FakeClock()
+
+
 @pytest.fixture(params=_store_params())
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    """A fresh, empty store reached through one transport; closed after the test."""
+async def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Backend]:
+    """A fresh, empty store reached through one transport, its time rules on `clock`; closed after the test."""
     kind, transport = request.param
 
     def open_backend() -> AbstractAsyncContextManager[Backend]:
-        return open_test_backend(kind, tmp_path)
+        return open_test_backend(kind, tmp_path, clock)
 
     async with TRANSPORTS[transport](request, open_backend) as reachable:
         yield reachable

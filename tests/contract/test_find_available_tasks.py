@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import pytest
 
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.model import CANCEL, PAUSE, SignalKind
-from sayiir_server.store import Backend
+from sayiir_server.domain import engine
+from sayiir_server.domain.model import CANCEL, PAUSE, SignalKind
+from sayiir_server.domain.traits import Backend
 from tests.contract.builders import (
     at_delay,
     at_signal,
@@ -27,6 +27,7 @@ from tests.contract.builders import (
     task_position,
     with_retry,
 )
+from tests.support.clock import FakeClock
 
 AGING = timedelta(minutes=1)
 LONG_TTL = timedelta(minutes=5)
@@ -134,10 +135,10 @@ async def test_a_live_claim_hides_the_task(store: Backend) -> None:
     assert await find(store) == []
 
 
-async def test_an_expired_claim_does_not_hide_the_task(store: Backend) -> None:
+async def test_an_expired_claim_does_not_hide_the_task(store: Backend, clock: FakeClock) -> None:
     await store.save_snapshot(at_task("order-1", "fetch"))
     await store.claim_task("order-1", task_id("fetch"), "worker-b", timedelta(milliseconds=50))
-    await asyncio.sleep(0.1)
+    clock.advance(0.1)
 
     assert await found_instances(store) == ["order-1"]
 
@@ -419,3 +420,19 @@ async def test_find_hinted_task_returns_none_once_the_instance_moved_on(store: B
 
 async def test_find_hinted_task_returns_none_for_a_missing_instance(store: Backend) -> None:
     assert await store.find_hinted_task(hint_for(at_task("order-1", "charge"), "charge")) is None
+
+
+async def test_due_instances_held_by_pending_requests_never_starve_the_others_of_their_advance(
+    store: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's worth of due delays nobody may advance (a pause is pending on each) must not fill the batch."""
+    monkeypatch.setattr(engine, "ADVANCE_BATCH", 4)
+    for n in range(40):
+        await store.save_snapshot(at_delay(f"held-{n}", wake_at=seconds_ago(1), next_task="ship"))
+        await store.store_signal(f"held-{n}", PAUSE, signal_request())
+    await store.save_snapshot(at_delay("free", wake_at=seconds_ago(1), next_task="ship"))
+
+    tasks = await find(store)
+
+    assert [task.instance_id for task in tasks] == ["free"]
+    assert (await store.load_snapshot("held-0")).in_progress.position.HasField("at_delay")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from sayiir_client.errors import AlreadyExistsError, DefinitionMismatchError, InvalidInstanceIdError
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.model import CANCEL, PAUSE, ConflictPolicy, utc_now
-from sayiir_server.store import Backend
+from sayiir_server.domain.model import CANCEL, PAUSE, ConflictPolicy, utc_now
+from sayiir_server.domain.traits import Backend
 from tests.contract.builders import (
     DEFINITION_HASH,
     OTHER_DEFINITION_HASH,
@@ -116,6 +118,21 @@ async def test_terminate_existing_starts_afresh_and_clears_both_signals(store: B
     assert stored.initial_input == b"new order"
     assert await store.get_signal("order-1", CANCEL) is None
     assert await store.get_signal("order-1", PAUSE) is None
+
+
+async def test_terminate_existing_drops_the_old_run_s_claims_so_its_worker_cannot_save_over_the_new_run(
+    store: Backend,
+) -> None:
+    await start_run(store, "order-1", input=b"old order")
+    assert await store.claim_task("order-1", task_id("fetch"), "old-worker", timedelta(minutes=5)) is not None
+
+    await start_run(store, "order-1", input=b"new order", policy=enums.CONFLICT_POLICY_TERMINATE_EXISTING)
+
+    stale = await store.load_snapshot("order-1")
+    stale.completed.final_output = b"the old run's result"
+    assert not await store.save_snapshot_fenced(stale, task_id("fetch"), "old-worker")
+    assert (await store.load_snapshot("order-1")).initial_input == b"new order"
+    assert await store.claim_task("order-1", task_id("fetch"), "new-worker", timedelta(minutes=5)) is not None
 
 
 @pytest.mark.parametrize("policy", POLICIES.values(), ids=POLICIES.keys())

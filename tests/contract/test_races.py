@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sayiir_client.errors import AlreadyExistsError
 from sayiir_client.v1 import enums_pb2 as enums
-from sayiir_server.model import CANCEL, PAUSE
-from sayiir_server.store import Backend
+from sayiir_server.domain.model import CANCEL, PAUSE
+from sayiir_server.domain.traits import Backend
 from tests.contract.builders import at_task, signal_request, task_id
 from tests.contract.runs import start_run
 

@@ -9,9 +9,9 @@ import pytest
 from sayiir_client.errors import CannotCancelError, CannotPauseError, NotFoundError
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.model import CANCEL, PAUSE, SignalKind, utc_now
-from sayiir_server.signals import validate_signal_allowed
-from sayiir_server.store import Backend
+from sayiir_server.domain.model import CANCEL, PAUSE, SignalKind, utc_now
+from sayiir_server.domain.signals import validate_signal_allowed
+from sayiir_server.domain.traits import Backend
 from tests.contract.builders import (
     assert_between,
     at_signal,

@@ -8,8 +8,8 @@ import pytest
 
 from sayiir_client.errors import NotFoundError
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.model import CANCEL, PAUSE, utc_now
-from sayiir_server.store import Backend
+from sayiir_server.domain.model import CANCEL, PAUSE, utc_now
+from sayiir_server.domain.traits import Backend
 from tests.contract.builders import (
     assert_between,
     at_task,

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import pytest
 
 from sayiir_client.errors import ClaimLostError, NotFoundError
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.model import utc_now
-from sayiir_server.store import Backend
+from sayiir_server.domain.model import utc_now
+from sayiir_server.domain.traits import Backend
 from tests.contract.builders import assert_between, at_task, task_id
+from tests.support.clock import FakeClock
 
 LONG_TTL = timedelta(minutes=5)
 TINY_TTL = timedelta(milliseconds=50)
 PAST_TINY_TTL = 0.1
-"""Seconds to sleep so a TINY_TTL claim has certainly expired."""
+"""Seconds the clock moves so a TINY_TTL claim has expired."""
 
 CHARGE = task_id("charge")
 
@@ -68,9 +68,9 @@ async def test_claim_task_returns_none_while_a_claim_without_expiry_exists(runni
     assert await running.claim_task("order-1", CHARGE, "worker-b", LONG_TTL) is None
 
 
-async def test_claim_task_replaces_an_expired_claim(running: Backend) -> None:
+async def test_claim_task_replaces_an_expired_claim(running: Backend, clock: FakeClock) -> None:
     await running.claim_task("order-1", CHARGE, "worker-a", TINY_TTL)
-    await asyncio.sleep(PAST_TINY_TTL)
+    clock.advance(PAST_TINY_TTL)
 
     claim = await running.claim_task("order-1", CHARGE, "worker-b", LONG_TTL)
 
@@ -113,39 +113,43 @@ async def test_release_task_claim_raises_not_found_without_a_claim(running: Back
 # extend_task_claim
 
 
-async def test_extend_task_claim_keeps_the_claim_alive_past_its_old_expiry(running: Backend) -> None:
+async def test_extend_task_claim_keeps_the_claim_alive_past_its_old_expiry(running: Backend, clock: FakeClock) -> None:
     await running.claim_task("order-1", CHARGE, "worker-a", TINY_TTL)
 
     await running.extend_task_claim("order-1", CHARGE, "worker-a", LONG_TTL)
-    await asyncio.sleep(PAST_TINY_TTL)
+    clock.advance(PAST_TINY_TTL)
 
     assert await running.claim_task("order-1", CHARGE, "worker-b", LONG_TTL) is None
 
 
-async def test_extend_task_claim_sets_expiry_to_now_plus_ttl_not_added_to_the_old_one(running: Backend) -> None:
+async def test_extend_task_claim_sets_expiry_to_now_plus_ttl_not_added_to_the_old_one(
+    running: Backend, clock: FakeClock
+) -> None:
     await running.claim_task("order-1", CHARGE, "worker-a", LONG_TTL)
 
     await running.extend_task_claim("order-1", CHARGE, "worker-a", TINY_TTL)
-    await asyncio.sleep(PAST_TINY_TTL)
+    clock.advance(PAST_TINY_TTL)
 
     assert await running.claim_task("order-1", CHARGE, "worker-b", LONG_TTL) is not None
 
 
-async def test_extend_task_claim_leaves_a_claim_without_expiry_without_one(running: Backend) -> None:
+async def test_extend_task_claim_leaves_a_claim_without_expiry_without_one(running: Backend, clock: FakeClock) -> None:
     await running.claim_task("order-1", CHARGE, "worker-a", None)
 
     await running.extend_task_claim("order-1", CHARGE, "worker-a", TINY_TTL)
-    await asyncio.sleep(PAST_TINY_TTL)
+    clock.advance(PAST_TINY_TTL)
 
     assert await running.claim_task("order-1", CHARGE, "worker-b", LONG_TTL) is None
 
 
-async def test_extend_task_claim_raises_claim_lost_when_another_worker_holds_it(running: Backend) -> None:
+async def test_extend_task_claim_raises_claim_lost_when_another_worker_holds_it(
+    running: Backend, clock: FakeClock
+) -> None:
     await running.claim_task("order-1", CHARGE, "worker-a", TINY_TTL)
 
     with pytest.raises(ClaimLostError):
         await running.extend_task_claim("order-1", CHARGE, "worker-b", LONG_TTL)
-    await asyncio.sleep(PAST_TINY_TTL)
+    clock.advance(PAST_TINY_TTL)
     assert await running.claim_task("order-1", CHARGE, "worker-b", LONG_TTL) is not None
 
 
@@ -171,10 +175,10 @@ async def test_save_snapshot_fenced_saves_while_the_worker_holds_a_live_claim(ru
     assert await running.load_snapshot("order-1") == progressed
 
 
-async def test_save_snapshot_fenced_writes_nothing_once_the_claim_expired(running: Backend) -> None:
+async def test_save_snapshot_fenced_writes_nothing_once_the_claim_expired(running: Backend, clock: FakeClock) -> None:
     before = await running.load_snapshot("order-1")
     await running.claim_task("order-1", CHARGE, "worker-a", TINY_TTL)
-    await asyncio.sleep(PAST_TINY_TTL)
+    clock.advance(PAST_TINY_TTL)
 
     assert await running.save_snapshot_fenced(_charged(), CHARGE, "worker-a") is False
 

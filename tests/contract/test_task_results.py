@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sayiir_client.errors import NotFoundError
-from sayiir_server.model import CANCEL, PAUSE
-from sayiir_server.store import Backend
+from sayiir_server.domain.model import CANCEL, PAUSE
+from sayiir_server.domain.traits import Backend
 from tests.contract.builders import at_task, cancelled, completed, failed, paused, signal_request, task_id
 
 RESULTS = {"fetch": b"order", "charge": b"receipt"}

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.store import Backend
+from sayiir_server.domain.traits import Backend
 from tests.contract.builders import (
     DEFINITION_HASH,
     at_delay,

@@ -9,8 +9,8 @@ from typing import Any
 import grpc
 import pytest
 
+from sayiir_server.api.server import PersistenceServer, ServerOptions
 from sayiir_server.backends.memory import InMemoryBackend
-from sayiir_server.server import PersistenceServer, ServerOptions
 from tests.e2e.wire import stubs
 
 TEST_OPTIONS = ServerOptions(

@@ -13,11 +13,11 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from sayiir_client.errors import BackendUnavailableError
+from sayiir_server.api.health import BackendHealthMonitor
+from sayiir_server.api.server import LIVENESS_SERVICE_NAME, PersistenceServer, ServerOptions
+from sayiir_server.api.servicers import SERVICE_NAMES
 from sayiir_server.backends.memory import InMemoryBackend
 from sayiir_server.cli import EXIT_USAGE, build_parser, main, resolve_flags
-from sayiir_server.health_monitor import BackendHealthMonitor
-from sayiir_server.server import LIVENESS_SERVICE_NAME, PersistenceServer, ServerOptions
-from sayiir_server.servicers import SERVICE_NAMES
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -125,7 +125,7 @@ async def test_a_health_check_that_hangs_counts_as_a_failure(
 async def test_each_transition_is_logged_once_however_many_polls_it_lasts(
     switchable: SwitchableBackend, health_stub: health_pb2_grpc.HealthStub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="sayiir_server.health_monitor")
+    caplog.set_level(logging.INFO, logger="sayiir_server.api.health")
     switchable.available = False
     await _until(health_stub, NOT_SERVING)
     await _polls(switchable, 5)
@@ -133,7 +133,7 @@ async def test_each_transition_is_logged_once_however_many_polls_it_lasts(
     await _until(health_stub, SERVING)
     await _polls(switchable, 5)
 
-    messages = [record.getMessage() for record in caplog.records if record.name == "sayiir_server.health_monitor"]
+    messages = [record.getMessage() for record in caplog.records if record.name == "sayiir_server.api.health"]
     assert len(messages) == 2
     assert "NOT_SERVING" in messages[0]
     assert "storage unreachable (test switch)" in messages[0]

@@ -16,7 +16,7 @@ from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
 from sayiir_server.backends.memory import InMemoryBackend
-from sayiir_server.model import SIGNAL_KINDS
+from sayiir_server.domain.model import SIGNAL_KINDS
 from tests.e2e.wire import DEFINITION, at_task_snapshot, details, error_info, google_status, node_id
 
 ORDER = "order-1"

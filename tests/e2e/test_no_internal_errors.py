@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
+from sayiir_server.api.server import PersistenceServer, ServerOptions
+from sayiir_server.api.validation import encode_page_token
 from sayiir_server.backends.memory import InMemoryBackend
-from sayiir_server.model import timestamp, utc_now
-from sayiir_server.server import PersistenceServer, ServerOptions
-from sayiir_server.validation import encode_page_token
+from sayiir_server.domain.model import timestamp, utc_now
 from tests.e2e.wire import DEFINITION, RPC_NAMES, STREAMING_RPCS, at_task_snapshot, node_id, stubs
 
 SERVER_BUGS = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})

@@ -21,9 +21,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from sayiir_client.v1 import request_response_pb2 as rr
 from sayiir_client.v1 import service_pb2_grpc
+from sayiir_server.api.server import LIVENESS_SERVICE_NAME, PersistenceServer, ServerOptions
+from sayiir_server.api.servicers import SERVICE_NAMES
 from sayiir_server.backends.memory import InMemoryBackend
-from sayiir_server.server import LIVENESS_SERVICE_NAME, PersistenceServer, ServerOptions
-from sayiir_server.servicers import SERVICE_NAMES
 
 CONSOLE_SCRIPT = str(Path(sys.executable).with_name("sayiir-server"))
 PYTHON_MODULE = (sys.executable, "-m", "sayiir_server")

@@ -17,10 +17,10 @@ from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import error_details_pb2 as sayiir_details
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
+from sayiir_server.api.grpc_errors import DOMAIN
+from sayiir_server.api.server import PersistenceServer, ServerOptions
+from sayiir_server.api.servicers import SERVICE_NAMES, Drain, persistence_servicers
 from sayiir_server.backends.memory import InMemoryBackend
-from sayiir_server.grpc_errors import DOMAIN
-from sayiir_server.server import PersistenceServer, ServerOptions
-from sayiir_server.servicers import SERVICE_NAMES, Drain, persistence_servicers
 from tests.e2e.conftest import TEST_OPTIONS
 from tests.e2e.wire import (
     DEFINITION,

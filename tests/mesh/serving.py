@@ -17,9 +17,9 @@ from google.protobuf.message import Message
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
 from sayiir_client.v1 import service_pb2
+from sayiir_server.api.server import PersistenceServer, ServerOptions
 from sayiir_server.backends.memory import InMemoryBackend
-from sayiir_server.mesh import Mesh, MeshOptions
-from sayiir_server.server import PersistenceServer, ServerOptions
+from sayiir_server.mesh.mesh import Mesh, MeshOptions
 
 TEST_SERVER_OPTIONS = ServerOptions(
     listen="127.0.0.1:0", grace_period=timedelta(seconds=1), max_wait_timeout=timedelta(milliseconds=200)

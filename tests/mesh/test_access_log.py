@@ -12,8 +12,8 @@ import grpc
 import pytest
 
 from sayiir_client.v1 import request_response_pb2 as rr
-from sayiir_server.access_log import ACCESS_LOGGER, JsonFormatter, log_formatter
-from sayiir_server.mesh import MeshOptions
+from sayiir_server.mesh.access_log import ACCESS_LOGGER, JsonFormatter, log_formatter
+from sayiir_server.mesh.mesh import MeshOptions
 from tests.mesh.serving import at_task_snapshot, call, rpc, serving, status_code
 
 
@@ -84,7 +84,7 @@ async def test_with_text_logs_access_lines_are_debug_only(caplog: pytest.LogCapt
 
 
 def _record(message: str, *args: Any, **fields: Any) -> logging.LogRecord:
-    record = logging.LogRecord("sayiir_server.server", logging.WARNING, __file__, 1, message, args, None)
+    record = logging.LogRecord("sayiir_server.api.server", logging.WARNING, __file__, 1, message, args, None)
     if fields:
         record.fields = fields
     return record
@@ -93,7 +93,7 @@ def _record(message: str, *args: Any, **fields: Any) -> logging.LogRecord:
 def test_every_json_line_has_time_level_logger_and_message() -> None:
     line = json.loads(JsonFormatter().format(_record("listening on %s", "127.0.0.1:1")))
     assert line["message"] == "listening on 127.0.0.1:1"
-    assert (line["level"], line["logger"]) == ("warning", "sayiir_server.server")
+    assert (line["level"], line["logger"]) == ("warning", "sayiir_server.api.server")
     assert line["time"].endswith("+00:00")
 
 
@@ -112,4 +112,4 @@ def test_a_json_line_stays_one_line_with_newlines_and_exceptions() -> None:
 
 def test_the_text_format_is_not_json() -> None:
     text = log_formatter("text").format(_record("hello"))
-    assert text.endswith("WARNING sayiir_server.server: hello")
+    assert text.endswith("WARNING sayiir_server.api.server: hello")

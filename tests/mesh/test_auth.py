@@ -18,9 +18,9 @@ from grpc_status import rpc_status
 from sayiir_client import AccessDeniedError, AsyncPersistenceClient
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import request_response_pb2 as rr
-from sayiir_server.auth import READER_METHODS, Role, TokenAuthInterceptor, TokenFileError, TokenTable, bearer_token
-from sayiir_server.grpc_errors import DOMAIN
-from sayiir_server.mesh import MeshOptions
+from sayiir_server.api.grpc_errors import DOMAIN
+from sayiir_server.mesh.auth import READER_METHODS, Role, TokenAuthInterceptor, TokenFileError, TokenTable, bearer_token
+from sayiir_server.mesh.mesh import MeshOptions
 from tests.mesh.serving import (
     EVERY_RPC,
     READER_TOKEN,

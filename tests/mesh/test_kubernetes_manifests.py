@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
+from sayiir_server.api.server import LIVENESS_SERVICE_NAME
 from sayiir_server.cli import SERVE_FLAGS, build_parser, resolve_flags
-from sayiir_server.metrics import DEFAULT_METRICS_PORT, parse_listen
-from sayiir_server.server import LIVENESS_SERVICE_NAME
+from sayiir_server.mesh.metrics import DEFAULT_METRICS_PORT, parse_listen
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 FLAGS_BY_ENV_VAR = {flag.env_var: flag for flag in SERVE_FLAGS}

@@ -11,7 +11,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from sayiir_client.v1 import request_response_pb2 as rr
-from sayiir_server.server import ServerOptions
+from sayiir_server.api.server import ServerOptions
 from tests.mesh.serving import call, rpc, serving
 
 LONG_POLL = rr.WaitForWakeupRequest(timeout=Duration(nanos=500_000_000))

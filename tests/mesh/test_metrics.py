@@ -11,11 +11,11 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 
 from sayiir_client.v1 import request_response_pb2 as rr
-from sayiir_server.backends.memory import InMemoryBackend
-from sayiir_server.mesh import MeshOptions
-from sayiir_server.metrics import LATENCY_BUCKETS, MetricsEndpoint, ServerMetrics
-from sayiir_server.server import ServerOptions
-from sayiir_server.wakeups import WakeupHub
+from sayiir_server.api.server import ServerOptions
+from sayiir_server.api.wakeups import WakeupHub
+from sayiir_server.backends.memory import InMemoryBackend, MemoryStorage
+from sayiir_server.mesh.mesh import MeshOptions
+from sayiir_server.mesh.metrics import LATENCY_BUCKETS, MetricsEndpoint, ServerMetrics
 from tests.mesh.scrape import scrape
 from tests.mesh.serving import (
     Served,
@@ -110,10 +110,10 @@ async def test_in_flight_calls_and_open_watch_streams_are_gauged_while_they_last
 
 
 async def test_wakeups_published_and_dropped_are_read_from_the_backend_hub() -> None:
-    backend = InMemoryBackend()
-    backend.wakeups = WakeupHub(queue_size=1)
+    hub = WakeupHub(queue_size=1)
+    backend = InMemoryBackend(wakeups=hub)
     async with serving(METRICS, backend) as served, grpc.aio.insecure_channel(served.address) as channel:
-        slow_subscriber = backend.wakeups.subscribe()  # never reads: keeps only the newest hint
+        slow_subscriber = hub.subscribe()  # never reads: keeps only the newest hint
         for number in range(3):
             # Each new instance at a dispatchable task publishes one hint.
             await call(channel, rpc("SaveSnapshot"), rr.SaveSnapshotRequest(snapshot=at_task_snapshot(f"o-{number}")))
@@ -124,15 +124,23 @@ async def test_wakeups_published_and_dropped_are_read_from_the_backend_hub() -> 
     assert metrics.value("sayiir_wakeup_subscribers") == 1
 
 
-class _PooledBackend(InMemoryBackend):
+class _PooledStorage(MemoryStorage):
+    """A memory store with the optional pool_stats hook of pooled stores."""
+
     def __init__(self, stats: Mapping[str, float] | Exception) -> None:
-        super().__init__()
+        super().__init__(lambda _hint: None)
         self._stats = stats
 
     def pool_stats(self) -> Mapping[str, float]:
         if isinstance(self._stats, Exception):
             raise self._stats
         return self._stats
+
+
+class _PooledBackend(InMemoryBackend):
+    def __init__(self, stats: Mapping[str, float] | Exception) -> None:
+        super().__init__()
+        self.storage = self.memory = _PooledStorage(stats)
 
 
 async def test_a_backend_with_a_pool_exports_its_pool_stats() -> None:

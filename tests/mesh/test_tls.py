@@ -10,8 +10,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sayiir_client import AsyncPersistenceClient
-from sayiir_server.mesh import MeshOptions
-from sayiir_server.tls import ServerTls, TlsConfigError
+from sayiir_server.mesh.mesh import MeshOptions
+from sayiir_server.mesh.tls import ServerTls, TlsConfigError
 from tests.mesh.certificates import KeyPair, Pki
 from tests.mesh.serving import at_task_snapshot, serving
 
@@ -105,7 +105,7 @@ async def test_mtls_rejects_a_client_certificate_from_another_ca(pki: Pki) -> No
 async def test_the_startup_log_line_names_the_transport_mode(
     pki: Pki, caplog: pytest.LogCaptureFixture, tls: bool, mutual: bool, mode: str
 ) -> None:
-    caplog.set_level(logging.INFO, logger="sayiir_server.server")
+    caplog.set_level(logging.INFO, logger="sayiir_server.api.server")
     async with serving(_tls_options(pki, mutual=mutual) if tls else MeshOptions()) as served:
         assert served.mesh.transport_mode == mode
     (line,) = [record.getMessage() for record in caplog.records if "listening on" in record.getMessage()]

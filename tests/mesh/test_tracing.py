@@ -13,8 +13,8 @@ from opentelemetry.trace import SpanKind
 
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
-from sayiir_server import tracing
-from sayiir_server.tracing import is_trace_parent, otel_server_interceptor, start_tracing, trace_parent_of
+from sayiir_server.mesh import tracing
+from sayiir_server.mesh.tracing import is_trace_parent, otel_server_interceptor, start_tracing, trace_parent_of
 from tests.mesh.serving import DEFINITION, Served, at_task_snapshot, call, node_id, rpc, serving
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from sayiir_server.backends.postgres import PostgresBackend
+from sayiir_server.backends import open_backend
+from sayiir_server.backends.postgres import PostgresStore
+from sayiir_server.domain.engine import Engine
 from tests.support.postgres import temporary_database, temporary_database_url
 
-OpenReplica = Callable[..., Awaitable[PostgresBackend]]
+OpenReplica = Callable[..., Awaitable[Engine]]
 
 
 @pytest.fixture
@@ -28,14 +30,20 @@ async def database_url() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def open_replica() -> AsyncIterator[OpenReplica]:
-    """Open PostgresBackend "replicas" on a URL, as separate server processes would; all closed after the test."""
-    opened: list[PostgresBackend] = []
+    """Open engine "replicas" on a URL, as separate server processes would; all closed after the test."""
+    opened: list[Engine] = []
 
-    async def open_replica(url: str) -> PostgresBackend:
-        backend = await PostgresBackend.open(url)
+    async def open_replica(url: str) -> Engine:
+        backend = await open_backend(url)
         opened.append(backend)
         return backend
 
     yield open_replica
     for backend in opened:
         await backend.close()
+
+
+def store_of(backend: Engine) -> PostgresStore:
+    """The PostgreSQL store behind an engine, for tests that reach into the database."""
+    assert isinstance(backend.storage, PostgresStore)
+    return backend.storage

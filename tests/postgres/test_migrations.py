@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from sayiir_server.backends.postgres import PostgresBackend
+from sayiir_server.backends import open_backend
 from sayiir_server.backends.postgres.migrations import MIGRATION_LOCK_KEY, migrate, migrations
 from sayiir_server.backends.postgres.options import parse_postgres_url
 from tests.contract.builders import at_task
@@ -67,7 +67,7 @@ async def test_a_replica_starting_while_another_migrates_waits_for_the_advisory_
     holder = await asyncpg.connect(parsed.dsn)
     await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
-        opening = asyncio.ensure_future(PostgresBackend.open(postgres_url))
+        opening = asyncio.ensure_future(open_backend(postgres_url))
         done, _ = await asyncio.wait({opening}, timeout=0.5)
         assert not done, "the replica migrated while another held the migration lock"
     finally:

@@ -21,9 +21,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sayiir_client.errors import BackendUnavailableError
 from sayiir_client.v1 import request_response_pb2 as rr
 from sayiir_client.v1 import service_pb2_grpc as services
-from sayiir_server.backends.postgres import PostgresBackend
-from sayiir_server.server import LIVENESS_SERVICE_NAME, PersistenceServer, ServerOptions
+from sayiir_server.api.server import LIVENESS_SERVICE_NAME, PersistenceServer, ServerOptions
+from sayiir_server.backends import open_backend
+from sayiir_server.domain.engine import Engine
 from tests.contract.builders import at_task, hint_for
+from tests.postgres.conftest import store_of
 from tests.support.postgres import admin_connection
 
 pytestmark = pytest.mark.postgres
@@ -62,8 +64,8 @@ async def outage(url: str) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def backend(database_url: str) -> AsyncIterator[PostgresBackend]:
-    opened = await PostgresBackend.open(_with_options(database_url, FAST_FAILURE))
+async def backend(database_url: str) -> AsyncIterator[Engine]:
+    opened = await open_backend(_with_options(database_url, FAST_FAILURE))
     yield opened
     await opened.close()
 
@@ -77,9 +79,7 @@ async def _eventually(check: Callable[[], Awaitable[bool]], timeout: float) -> b
     return False
 
 
-async def test_calls_fail_with_backend_unavailable_during_an_outage(
-    backend: PostgresBackend, database_url: str
-) -> None:
+async def test_calls_fail_with_backend_unavailable_during_an_outage(backend: Engine, database_url: str) -> None:
     await backend.save_snapshot(at_task("order-1"))
 
     async with outage(database_url):
@@ -94,7 +94,7 @@ async def test_calls_fail_with_backend_unavailable_during_an_outage(
                 await call()
 
 
-async def test_health_fails_during_an_outage_and_passes_after_it(backend: PostgresBackend, database_url: str) -> None:
+async def test_health_fails_during_an_outage_and_passes_after_it(backend: Engine, database_url: str) -> None:
     await backend.check_health()
 
     async with outage(database_url):
@@ -104,7 +104,7 @@ async def test_health_fails_during_an_outage_and_passes_after_it(backend: Postgr
     await backend.check_health()
 
 
-async def test_the_pool_recovers_by_itself_after_an_outage(backend: PostgresBackend, database_url: str) -> None:
+async def test_the_pool_recovers_by_itself_after_an_outage(backend: Engine, database_url: str) -> None:
     snapshot = at_task("order-1")
     await backend.save_snapshot(snapshot)
     async with outage(database_url):
@@ -116,14 +116,12 @@ async def test_the_pool_recovers_by_itself_after_an_outage(backend: PostgresBack
     assert sorted(await backend.list_snapshots()) == ["order-1", "order-2"]
 
 
-async def test_the_listener_reconnects_and_delivers_wakeups_after_an_outage(
-    backend: PostgresBackend, database_url: str
-) -> None:
+async def test_the_listener_reconnects_and_delivers_wakeups_after_an_outage(backend: Engine, database_url: str) -> None:
     async with outage(database_url):
-        assert await _eventually(_async(lambda: not backend.listener.listening), RECOVERY_WAIT)
+        assert await _eventually(_async(lambda: not store_of(backend).listener.listening), RECOVERY_WAIT)
 
-    assert await backend.listener.wait_listening(RECOVERY_WAIT)
-    assert backend.listener.reconnections >= 1
+    assert await store_of(backend).listener.wait_listening(RECOVERY_WAIT)
+    assert store_of(backend).listener.reconnections >= 1
     waiting = asyncio.ensure_future(backend.wait_for_wakeup(timedelta(seconds=RECOVERY_WAIT)))
     await asyncio.sleep(0)
     snapshot = at_task("order-1")
@@ -132,7 +130,7 @@ async def test_the_listener_reconnects_and_delivers_wakeups_after_an_outage(
 
 
 async def test_rpcs_fail_with_unavailable_during_an_outage_and_succeed_after_it(
-    backend: PostgresBackend, database_url: str
+    backend: Engine, database_url: str
 ) -> None:
     snapshot = at_task("order-1")
     await backend.save_snapshot(snapshot)
@@ -153,9 +151,7 @@ async def test_rpcs_fail_with_unavailable_during_an_outage_and_succeed_after_it(
         await server.stop(timedelta(0))
 
 
-async def test_health_is_not_serving_during_an_outage_and_serving_after_it(
-    backend: PostgresBackend, database_url: str
-) -> None:
+async def test_health_is_not_serving_during_an_outage_and_serving_after_it(backend: Engine, database_url: str) -> None:
     options = ServerOptions(listen="127.0.0.1:0", health_check_interval=timedelta(milliseconds=100))
     server = PersistenceServer(backend, options)
     await server.start()

@@ -16,13 +16,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from sayiir_server.backends.postgres import PostgresBackend, queries
+from sayiir_server.backends.postgres import queries
 from sayiir_server.backends.postgres.backend import PLAN_CACHE_MODE
 from sayiir_server.backends.postgres.options import parse_postgres_url
-from sayiir_server.backends.postgres.rows import hint_payload, snapshot_row
-from sayiir_server.model import utc_now
+from sayiir_server.backends.postgres.rows import EARLIEST
+from sayiir_server.domain.engine import Engine
+from sayiir_server.domain.model import utc_now
 from tests.contract.builders import at_task
-from tests.postgres.conftest import OpenReplica
+from tests.postgres.conftest import OpenReplica, store_of
 
 pytestmark = pytest.mark.postgres
 
@@ -40,21 +41,17 @@ def _one_connection(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
-async def _seed_ready(backend: PostgresBackend, first: int, count: int) -> None:
+async def _seed_ready(backend: Engine, first: int, count: int) -> None:
     """`count` ready InProgress instances in one transaction (the seeding path of the benchmarks)."""
-    rows = [
-        (*snapshot_row(snapshot).values(), hint_payload(snapshot), "unheard")
-        for snapshot in (at_task(f"ready-{index}") for index in range(first, first + count))
-    ]
-    await backend._in_transaction(lambda connection: connection.executemany(queries.SAVE_SNAPSHOT, rows))
+    await backend.save_snapshots([at_task(f"ready-{index}") for index in range(first, first + count)])
 
 
-async def _find(backend: PostgresBackend) -> None:
+async def _find(backend: Engine) -> None:
     assert len(await backend.find_available_tasks("worker-a", 10, timedelta(hours=1), [])) == 10
 
 
-async def _plan_counts(backend: PostgresBackend, statement: str) -> tuple[int, int]:
-    row = await backend._run(lambda connection: connection.fetchrow(PLAN_COUNTS, statement))
+async def _plan_counts(backend: Engine, statement: str) -> tuple[int, int]:
+    row = await store_of(backend).run(lambda connection: connection.fetchrow(PLAN_COUNTS, statement))
     assert row is not None, "the statement was not prepared on the pooled connection"
     return row["generic_plans"], row["custom_plans"]
 
@@ -64,10 +61,12 @@ async def test_every_pooled_connection_plans_each_execution_for_its_parameters(
 ) -> None:
     backend = await open_replica(postgres_url)
 
-    assert await backend._run(lambda connection: connection.fetchval("SHOW plan_cache_mode")) == PLAN_CACHE_MODE
+    assert (
+        await store_of(backend).run(lambda connection: connection.fetchval("SHOW plan_cache_mode")) == PLAN_CACHE_MODE
+    )
 
 
-async def test_find_candidates_never_runs_a_generic_plan_cached_while_the_table_was_small(
+async def test_ready_pages_never_run_a_generic_plan_cached_while_the_table_was_small(
     postgres_url: str, open_replica: OpenReplica
 ) -> None:
     backend = await open_replica(_one_connection(postgres_url))
@@ -78,12 +77,12 @@ async def test_find_candidates_never_runs_a_generic_plan_cached_while_the_table_
     await _seed_ready(backend, SMALL, GROWN)
     await _find(backend)
 
-    generic, custom = await _plan_counts(backend, queries.FIND_CANDIDATES)
+    generic, custom = await _plan_counts(backend, queries.READY_PAGES)
     assert generic == 0
     assert custom == CALLS_WHILE_SMALL + 1
 
 
-async def test_without_the_setting_postgresql_caches_a_generic_plan_of_find_candidates(
+async def test_without_the_setting_postgresql_caches_a_generic_plan_of_ready_pages(
     postgres_url: str, open_replica: OpenReplica
 ) -> None:
     """The trap the setting avoids, shown on a plain connection (plan_cache_mode=auto) on the same table."""
@@ -94,10 +93,10 @@ async def test_without_the_setting_postgresql_caches_a_generic_plan_of_find_cand
         parsed.dsn, server_settings={"search_path": parsed.options.schema or "public", "plan_cache_mode": "auto"}
     )
     try:
-        arguments: tuple[object, ...] = ("worker-a", 10, 3600.0, utc_now(), [])
+        arguments: tuple[object, ...] = ("worker-a", 10, utc_now(), [], False, None, EARLIEST, "")
         for _ in range(CALLS_WHILE_SMALL):
-            await plain.fetch(queries.FIND_CANDIDATES, *arguments)
-        generic, _custom = await plain.fetchrow(PLAN_COUNTS, queries.FIND_CANDIDATES)
+            await plain.fetch(queries.READY_PAGES, *arguments)
+        generic, _custom = await plain.fetchrow(PLAN_COUNTS, queries.READY_PAGES)
     finally:
         await plain.close()
 

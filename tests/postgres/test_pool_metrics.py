@@ -11,11 +11,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
-from sayiir_server.backends.postgres import PostgresBackend
-from sayiir_server.mesh import Mesh, MeshOptions
-from sayiir_server.server import PersistenceServer, ServerOptions
+from sayiir_server.api.server import PersistenceServer, ServerOptions
+from sayiir_server.domain.engine import Engine
+from sayiir_server.mesh.mesh import Mesh, MeshOptions
 from tests.mesh.scrape import Scrape, scrape
-from tests.postgres.conftest import OpenReplica
+from tests.postgres.conftest import OpenReplica, store_of
 
 pytestmark = pytest.mark.postgres
 
@@ -29,7 +29,7 @@ def _with_pool(url: str) -> str:
 
 
 @asynccontextmanager
-async def _serving_metrics(backend: PostgresBackend) -> AsyncIterator[str]:
+async def _serving_metrics(backend: Engine) -> AsyncIterator[str]:
     """A started server with a metrics endpoint over `backend`; yields the endpoint's URL."""
     mesh = Mesh(MeshOptions(metrics_listen="127.0.0.1:0"), backend, process_metrics=False)
     # No health check during the test: its query would take a pooled connection at an unknown moment.
@@ -56,11 +56,11 @@ def _pool(metrics: Scrape) -> dict[str, float]:
 
 
 @pytest.fixture
-async def backend(postgres_url: str, open_replica: OpenReplica) -> PostgresBackend:
+async def backend(postgres_url: str, open_replica: OpenReplica) -> Engine:
     return await open_replica(_with_pool(postgres_url))
 
 
-async def test_the_pool_bounds_are_exported_as_configured(backend: PostgresBackend) -> None:
+async def test_the_pool_bounds_are_exported_as_configured(backend: Engine) -> None:
     async with _serving_metrics(backend) as url:
         pool = _pool(await scrape(url))
 
@@ -69,7 +69,7 @@ async def test_the_pool_bounds_are_exported_as_configured(backend: PostgresBacke
     assert int(POOL["pool_min"]) <= pool["size"] <= int(POOL["pool_max"])
 
 
-async def test_a_connection_serving_a_call_counts_as_in_use_until_it_is_released(backend: PostgresBackend) -> None:
+async def test_a_connection_serving_a_call_counts_as_in_use_until_it_is_released(backend: Engine) -> None:
     acquired, release = asyncio.Event(), asyncio.Event()
 
     async def hold(connection: Any) -> None:
@@ -77,7 +77,7 @@ async def test_a_connection_serving_a_call_counts_as_in_use_until_it_is_released
         await release.wait()
 
     async with _serving_metrics(backend) as url:
-        holding = asyncio.ensure_future(backend._run(hold))
+        holding = asyncio.ensure_future(store_of(backend).run(hold))
         await asyncio.wait_for(acquired.wait(), 10)
         during = _pool(await scrape(url))
         release.set()

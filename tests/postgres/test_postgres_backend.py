@@ -1,4 +1,4 @@
-"""PostgreSQL-specific behaviour of PostgresBackend: driver errors mapped in one place, what it cannot store."""
+"""PostgreSQL-specific behaviour of Engine: driver errors mapped in one place, what it cannot store."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 
 from sayiir_client.errors import BackendUnavailableError, SerializationError
 from sayiir_server.backends import open_backend
-from sayiir_server.backends.postgres import PostgresBackend
-from sayiir_server.store import Backend
+from sayiir_server.domain.engine import Engine
+from sayiir_server.domain.traits import Backend
 from tests.contract.builders import at_task
-from tests.postgres.conftest import OpenReplica
+from tests.postgres.conftest import OpenReplica, store_of
 
 pytestmark = pytest.mark.postgres
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.postgres
 async def test_open_backend_routes_postgresql_urls_to_the_postgres_backend(postgres_url: str) -> None:
     backend = await open_backend(postgres_url)
     try:
-        assert isinstance(backend, PostgresBackend)
+        assert isinstance(backend, Engine)
         assert isinstance(backend, Backend)
     finally:
         await backend.close()
@@ -27,7 +27,7 @@ async def test_open_backend_routes_postgresql_urls_to_the_postgres_backend(postg
 
 async def test_opening_an_unreachable_server_raises_backend_unavailable() -> None:
     with pytest.raises(BackendUnavailableError):
-        await PostgresBackend.open("postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=1")
+        await open_backend("postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=1")
 
 
 async def test_a_corrupt_stored_snapshot_is_a_serialization_error_of_a_stored_value(
@@ -39,7 +39,7 @@ async def test_a_corrupt_stored_snapshot_is_a_serialization_error_of_a_stored_va
     async def corrupt(connection: Any) -> None:
         await connection.execute("UPDATE snapshots SET snapshot = '\\xff'::bytea WHERE instance_id = 'order-1'")
 
-    await backend._run(corrupt)
+    await store_of(backend).run(corrupt)
 
     with pytest.raises(SerializationError) as raised:
         await backend.load_snapshot("order-1")

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.backends.postgres import PostgresBackend, queries
-from sayiir_server.backends.postgres.rows import hint_payload, snapshot_row
-from sayiir_server.model import utc_now
+from sayiir_server.backends.postgres import queries
+from sayiir_server.backends.postgres.rows import EARLIEST
+from sayiir_server.domain.engine import Engine
+from sayiir_server.domain.model import utc_now
 from tests.contract.builders import at_signal, at_task, completed, seconds_from_now, task_id
-from tests.postgres.conftest import OpenReplica
+from tests.postgres.conftest import OpenReplica, store_of
 
 pytestmark = pytest.mark.postgres
 
@@ -27,28 +27,19 @@ READY = 500
 WAITING = 200
 
 
-def _rows(snapshots: list[pb.WorkflowSnapshot]) -> list[tuple[object, ...]]:
-    return [(*snapshot_row(snapshot).values(), hint_payload(snapshot), "unheard") for snapshot in snapshots]
-
-
 @pytest.fixture
-async def populated(postgres_url: str, open_replica: OpenReplica) -> PostgresBackend:
+async def populated(postgres_url: str, open_replica: OpenReplica) -> Engine:
     backend = await open_replica(postgres_url)
     snapshots = [completed(f"done-{index}") for index in range(FINISHED)]
     snapshots += [at_task(f"ready-{index}", priority=1 + index % 5) for index in range(READY)]
     snapshots += [at_signal(f"waiting-{index}", "approval", wake_at=seconds_from_now(3600)) for index in range(WAITING)]
-    rows = _rows(snapshots)
-
-    async def load(connection: Any) -> None:
-        await connection.executemany(queries.SAVE_SNAPSHOT, rows)
-        await connection.execute("ANALYZE")
-
-    await backend._run(load)
+    await backend.save_snapshots(snapshots)
+    await store_of(backend).run(lambda connection: connection.execute("ANALYZE"))
     return backend
 
 
-async def _explain(backend: PostgresBackend, query: str, *args: object) -> Any:
-    text = await backend._run(lambda connection: connection.fetchval(f"EXPLAIN (FORMAT JSON) {query}", *args))
+async def _explain(backend: Engine, query: str, *args: object) -> Any:
+    text = await store_of(backend).run(lambda connection: connection.fetchval(f"EXPLAIN (FORMAT JSON) {query}", *args))
     return json.loads(text)
 
 
@@ -71,36 +62,47 @@ def _indexes(plan: Any) -> set[str]:
     return {node["Index Name"] for node in _nodes(plan) if "Index Name" in node}
 
 
-async def test_find_candidates_reads_the_ready_index_never_the_whole_table(populated: PostgresBackend) -> None:
-    plan = await _explain(populated, queries.FIND_CANDIDATES, "worker-a", 10, 60.0, utc_now(), [])
+def _ready_pages_args(worker_tags: list[str], failed_by_worker: bool = False) -> tuple[object, ...]:
+    return ("worker-a", 10, utc_now(), worker_tags, failed_by_worker, None, EARLIEST, "")
+
+
+async def test_ready_pages_read_the_ready_index_never_the_whole_table(populated: Engine) -> None:
+    plan = await _explain(populated, queries.READY_PAGES, *_ready_pages_args([]))
 
     assert "snapshots" not in _scanned_relations(plan)
     assert "snapshots_ready" in _indexes(plan)
 
 
-async def test_find_candidates_with_worker_tags_still_reads_the_ready_index(populated: PostgresBackend) -> None:
-    plan = await _explain(populated, queries.FIND_CANDIDATES, "worker-a", 10, 60.0, utc_now(), ["eu", "gpu"])
+async def test_ready_pages_with_worker_tags_still_read_the_ready_index(populated: Engine) -> None:
+    plan = await _explain(populated, queries.READY_PAGES, *_ready_pages_args(["eu", "gpu"]))
 
     assert "snapshots" not in _scanned_relations(plan)
     assert "snapshots_ready" in _indexes(plan)
 
 
-async def test_the_due_look_reads_the_wake_at_and_signal_indexes_only(populated: PostgresBackend) -> None:
-    plan = await _explain(populated, queries.DUE_INSTANCES, utc_now(), 256)
+async def test_ready_pages_of_a_worker_s_own_failures_read_an_index(populated: Engine) -> None:
+    plan = await _explain(populated, queries.READY_PAGES, *_ready_pages_args([], failed_by_worker=True))
+
+    assert "snapshots" not in _scanned_relations(plan)
+    assert "snapshots_ready" in _indexes(plan)
+
+
+async def test_the_due_look_reads_the_wake_at_and_signal_indexes_only(populated: Engine) -> None:
+    plan = await _explain(populated, queries.DUE_WORK, utc_now(), 256)
 
     assert "snapshots" not in _scanned_relations(plan)
     assert "snapshots_wake_at" in _indexes(plan)
 
 
-async def test_a_hinted_task_is_found_by_key(populated: PostgresBackend) -> None:
-    plan = await _explain(populated, queries.FIND_HINTED_CANDIDATE, "ready-7", task_id("fetch"), utc_now())
+async def test_a_hinted_task_is_found_by_key(populated: Engine) -> None:
+    plan = await _explain(populated, queries.HINTED_ROW, "ready-7", task_id("fetch"))
 
     assert "snapshots" not in _scanned_relations(plan)
     assert "snapshots_pkey" in _indexes(plan)
 
 
 async def test_dispatch_over_the_populated_table_returns_the_most_urgent_ready_tasks(
-    populated: PostgresBackend,
+    populated: Engine,
 ) -> None:
     tasks = await populated.find_available_tasks("worker-a", 10, timedelta(hours=1), [])
 

@@ -8,9 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from sayiir_server.backends.postgres import PostgresBackend
-from sayiir_server.dispatch import signal_task_id
-from sayiir_server.model import find_result
+from sayiir_server.api.wakeups import WakeupHub
+from sayiir_server.domain.dispatch import signal_task_id
+from sayiir_server.domain.engine import Engine
+from sayiir_server.domain.model import find_result
 from tests.contract.builders import at_delay, at_signal, at_task, seconds_ago, task_id
 from tests.postgres.conftest import OpenReplica
 
@@ -24,11 +25,11 @@ QUIET = timedelta(milliseconds=500)
 """How long to keep collecting hints after the race, so late duplicates would be seen."""
 
 
-async def _replicas(url: str, open_replica: OpenReplica) -> list[PostgresBackend]:
+async def _replicas(url: str, open_replica: OpenReplica) -> list[Engine]:
     return list(await asyncio.gather(*(open_replica(url) for _ in range(REPLICAS))))
 
 
-async def _race_finds(replicas: list[PostgresBackend]) -> None:
+async def _race_finds(replicas: list[Engine]) -> None:
     await asyncio.gather(
         *(
             replica.find_available_tasks(f"worker-{index}", 100, AGING, [])
@@ -38,9 +39,11 @@ async def _race_finds(replicas: list[PostgresBackend]) -> None:
     )
 
 
-async def _hints_during(replica: PostgresBackend, race: asyncio.Future[None]) -> Counter[str]:
+async def _hints_during(replica: Engine, race: asyncio.Future[None]) -> Counter[str]:
     """Instance ids of every hint `replica` hears while the race runs and for QUIET after."""
-    subscription = replica.wakeups.subscribe()
+    hub = replica.wakeups
+    assert isinstance(hub, WakeupHub)
+    subscription = hub.subscribe()
     heard: Counter[str] = Counter()
     try:
         await race

@@ -11,10 +11,10 @@ import asyncpg
 import pytest
 
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.backends.postgres import PostgresBackend, queries
+from sayiir_server.backends.postgres.backend import PostgresTransaction
 from sayiir_server.backends.postgres.options import parse_postgres_url
-from sayiir_server.backends.postgres.rows import MAX_NOTIFY_PAYLOAD, hint_payload, notify_channel, snapshot_row
-from sayiir_server.lifecycle import prepare_run
+from sayiir_server.backends.postgres.rows import MAX_NOTIFY_PAYLOAD, notify_channel
+from sayiir_server.domain.engine import Engine, write_of
 from tests.contract.builders import DEFINITION_HASH, at_delay, at_task, first_task, hint_for, seconds_ago, task_id
 from tests.postgres.conftest import OpenReplica
 
@@ -28,7 +28,7 @@ SILENCE = timedelta(milliseconds=300)
 
 
 @asynccontextmanager
-async def _watching(replica: PostgresBackend) -> AsyncIterator[asyncio.Queue[pb.TaskWakeupHint]]:
+async def _watching(replica: Engine) -> AsyncIterator[asyncio.Queue[pb.TaskWakeupHint]]:
     """Collect the hints replica's watch_wakeups yields, from now on."""
     heard: asyncio.Queue[pb.TaskWakeupHint] = asyncio.Queue()
     subscribed = asyncio.Event()
@@ -78,7 +78,7 @@ async def test_prepare_run_through_one_replica_wakes_a_waiter_on_another(
     waiting = asyncio.ensure_future(replica_b.wait_for_wakeup(HEARD_WITHIN))
     await asyncio.sleep(0)
 
-    await prepare_run(replica_a, "order-1", DEFINITION_HASH, b"input", first_task("fetch", tags=["eu"]))
+    await replica_a.prepare_run("order-1", DEFINITION_HASH, b"input", first_task("fetch", tags=["eu"]))
 
     hint = await waiting
     assert hint == pb.TaskWakeupHint(
@@ -109,7 +109,7 @@ async def test_a_hint_is_sent_only_after_the_write_commits(postgres_url: str, op
         async with _watching(replica) as heard:
             transaction = writer.transaction()
             await transaction.start()
-            await writer.fetch(queries.SAVE_SNAPSHOT, *snapshot_row(snapshot).values(), hint_payload(snapshot), channel)
+            await PostgresTransaction(writer, channel).put(write_of(snapshot))
 
             assert await _next(heard, SILENCE) is None
             await transaction.commit()
@@ -128,7 +128,7 @@ async def test_a_rolled_back_write_sends_no_hint(postgres_url: str, open_replica
         async with _watching(replica) as heard:
             transaction = writer.transaction()
             await transaction.start()
-            await writer.fetch(queries.SAVE_SNAPSHOT, *snapshot_row(snapshot).values(), hint_payload(snapshot), channel)
+            await PostgresTransaction(writer, channel).put(write_of(snapshot))
             await transaction.rollback()
 
             assert await _next(heard, SILENCE) is None

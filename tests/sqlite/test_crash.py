@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.model import timestamp, utc_now
+from sayiir_server.domain.model import timestamp, utc_now
 from tests.sqlite.serving import RunningServer, load, save, serving, snapshot_stub, start_server
 
 SNAPSHOTS = 1000

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,13 @@ from typing import Any
 import pytest
 
 from sayiir_client.errors import BackendUnavailableError, CannotPauseError, NotFoundError
+from sayiir_server.api.wakeups import WakeupHub
+from sayiir_server.backends.sqlite.backend import SqliteStore
 from sayiir_server.backends.sqlite.database_thread import DatabaseThread
 from sayiir_server.backends.sqlite.schema import open_database
 from sayiir_server.backends.sqlite.storage import SqliteStorage
-from sayiir_server.model import CANCEL
+from sayiir_server.domain.engine import Engine
+from sayiir_server.domain.model import CANCEL
 from tests.contract.builders import at_task, signal_request
 
 
@@ -40,13 +43,14 @@ class Harness:
     def __init__(self, database: DatabaseThread, storage: CountingStorage) -> None:
         self.database = database
         self.storage = storage
+        self.engine = Engine(SqliteStore("sqlite:///test", database), WakeupHub())
         self.release = threading.Event()
 
-    async def hold_then(self, *writes: Callable[[SqliteStorage], Any]) -> list[Any]:
-        """Block the thread, queue the writes behind the block, release it; each write's result or error."""
+    async def hold_then(self, *calls: Awaitable[Any]) -> list[Any]:
+        """Block the thread, queue the calls' writes behind the block, release it; each call's result or error."""
         blocker = asyncio.ensure_future(self.database.run(lambda _: self.release.wait(10), groupable=False))
-        queued = [asyncio.ensure_future(self.database.run(write, groupable=True)) for write in writes]
-        await asyncio.sleep(0)
+        queued = [asyncio.ensure_future(call) for call in calls]
+        await asyncio.sleep(0)  # every call runs up to its queued write
         self.release.set()
         await blocker
         return list(await asyncio.gather(*queued, return_exceptions=True))
@@ -73,9 +77,7 @@ def stored_ids(tmp_path: Path) -> list[str]:
 
 
 async def test_writes_queued_together_share_one_commit(harness: Harness, tmp_path: Path) -> None:
-    writes = [lambda storage, n=n: storage.save_snapshot(at_task(f"order-{n:02d}")) for n in range(50)]
-
-    outcomes = await harness.hold_then(*writes)
+    outcomes = await harness.hold_then(*(harness.engine.save_snapshot(at_task(f"order-{n:02d}")) for n in range(50)))
 
     assert outcomes == [None] * 50
     assert harness.storage.groups == 1
@@ -84,12 +86,13 @@ async def test_writes_queued_together_share_one_commit(harness: Harness, tmp_pat
 
 async def test_a_failing_write_in_a_group_fails_alone_and_leaves_no_trace(harness: Harness, tmp_path: Path) -> None:
     cancel = signal_request()
+    engine = harness.engine
     outcomes = await harness.hold_then(
-        lambda storage: storage.save_snapshot(at_task("order-1")),
-        lambda storage: storage.unpause("order-1"),
-        lambda storage: storage.store_signal("order-1", CANCEL, cancel),
-        lambda storage: storage.store_signal("missing", CANCEL, signal_request()),
-        lambda storage: storage.save_snapshot(at_task("order-2")),
+        engine.save_snapshot(at_task("order-1")),
+        engine.unpause("order-1"),
+        engine.store_signal("order-1", CANCEL, cancel),
+        engine.store_signal("missing", CANCEL, signal_request()),
+        engine.save_snapshot(at_task("order-2")),
     )
 
     assert outcomes[0] is None
@@ -99,19 +102,18 @@ async def test_a_failing_write_in_a_group_fails_alone_and_leaves_no_trace(harnes
     assert outcomes[4] is None
     assert harness.storage.groups == 1
     assert stored_ids(tmp_path) == ["order-1", "order-2"]
-    pending = await harness.database.run(lambda storage: storage.get_signal("order-1", CANCEL), groupable=False)
-    assert pending == cancel
+    assert await engine.get_signal("order-1", CANCEL) == cancel
 
 
-def broken_disk(storage: SqliteStorage) -> None:
+async def broken_disk(transaction: object) -> None:
     raise sqlite3.OperationalError("disk I/O error")
 
 
 async def test_a_storage_failure_in_a_group_fails_every_write_of_the_group(harness: Harness, tmp_path: Path) -> None:
     outcomes = await harness.hold_then(
-        lambda storage: storage.save_snapshot(at_task("order-1")),
-        broken_disk,
-        lambda storage: storage.save_snapshot(at_task("order-2")),
+        harness.engine.save_snapshot(at_task("order-1")),
+        harness.engine.storage.write(broken_disk),
+        harness.engine.save_snapshot(at_task("order-2")),
     )
 
     assert all(isinstance(outcome, BackendUnavailableError) for outcome in outcomes), outcomes
@@ -119,11 +121,9 @@ async def test_a_storage_failure_in_a_group_fails_every_write_of_the_group(harne
 
 
 async def test_a_read_queued_between_writes_sees_the_writes_before_it(harness: Harness) -> None:
-    blocker = asyncio.ensure_future(harness.database.run(lambda _: harness.release.wait(10), groupable=False))
-    write = asyncio.ensure_future(harness.database.run(lambda s: s.save_snapshot(at_task("order-1")), groupable=True))
-    read = asyncio.ensure_future(harness.database.run(lambda s: s.list_snapshots(), groupable=False))
-    await asyncio.sleep(0)
-    harness.release.set()
-    await asyncio.gather(blocker, write)
+    saved, listed = await harness.hold_then(
+        harness.engine.save_snapshot(at_task("order-1")), harness.engine.list_snapshots_page(None, 10)
+    )
 
-    assert await read == ["order-1"]
+    assert saved is None
+    assert listed == ["order-1"]

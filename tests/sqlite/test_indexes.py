@@ -12,14 +12,20 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from sayiir_client.v1 import messages_pb2 as pb
+from sayiir_server.api.wakeups import WakeupHub
 from sayiir_server.backends.sqlite import queries
 from sayiir_server.backends.sqlite.schema import open_database
-from sayiir_server.backends.sqlite.storage import SqliteStorage
+from sayiir_server.backends.sqlite.storage import SqliteStorage, run_to_completion
+from sayiir_server.domain.engine import Engine
+from sayiir_server.domain.port import Composite
 from tests.contract.builders import at_delay, at_signal, at_task, completed, failed, paused, seconds_ago, task_id
+
+T = TypeVar("T")
 
 LIMIT = 10
 AGING = timedelta(minutes=1)
@@ -34,15 +40,15 @@ PLAN_PARAMETERS = {
     "page_size": LIMIT,
     "instance_id": "order-1",
     "task_id": task_id("fetch"),
+    "failed_by": None,
+    "limit": 256,
 }
 
 DISPATCH_QUERIES = {
     "READY_PRIORITIES": "snapshots_ready",
     "READY_PAGE": "snapshots_ready",
-    "READY_FAILED_BY_WORKER": "snapshots_ready_failed_by",
-    "DUE_SNAPSHOTS": "snapshots_due",
-    "HOUSEKEEPING_DUE": "snapshots_due",
-    "HINTED_CANDIDATE": "sqlite_autoindex_snapshots_1",
+    "DUE_IDS": "snapshots_due",
+    "HINTED_ROW": "sqlite_autoindex_snapshots_1",
 }
 
 
@@ -68,11 +74,37 @@ def test_dispatch_query_searches_its_index_and_never_scans_snapshots(
     assert not any(step.startswith("SCAN s") or step.startswith("SCAN snapshots") for step in plan), plan
 
 
-def seed(storage: SqliteStorage, database: sqlite3.Connection, snapshots: Sequence[pb.WorkflowSnapshot]) -> None:
+class InlineStore:
+    """The storage port over a SqliteStorage on the test's own thread, so the engine runs synchronously."""
+
+    def __init__(self, storage: SqliteStorage) -> None:
+        self._storage = storage
+
+    async def write(self, composite: Composite[T]) -> T:
+        return self._storage.run(composite, write=True)
+
+    async def read(self, composite: Composite[T]) -> T:
+        return self._storage.run(composite, write=False)
+
+    async def check_health(self) -> None:
+        self._storage.ping()
+
+    async def close(self) -> None:
+        self._storage.close()
+
+    @property
+    def description(self) -> str:
+        return "sqlite inline"
+
+
+def engine_on(database: sqlite3.Connection) -> Engine:
+    return Engine(InlineStore(SqliteStorage(database)), WakeupHub())
+
+
+def seed(engine: Engine, database: sqlite3.Connection, snapshots: Sequence[pb.WorkflowSnapshot]) -> None:
     """Save quickly: durability is not under test here."""
     database.execute("PRAGMA synchronous = OFF")
-    for snapshot in snapshots:
-        storage.save_snapshot(snapshot)
+    run_to_completion(engine.save_snapshots(snapshots))
 
 
 def ready(count: int, prefix: str) -> list[pb.WorkflowSnapshot]:
@@ -109,10 +141,10 @@ def counted_steps(database: sqlite3.Connection) -> Iterator[list[int]]:
         database.set_progress_handler(None, 1)
 
 
-def steps_of_find(storage: SqliteStorage, database: sqlite3.Connection, worker_tags: Sequence[str] = ()) -> int:
-    storage.find_available_tasks("worker-1", LIMIT, AGING, worker_tags)  # warm the statement cache
+def steps_of_find(engine: Engine, database: sqlite3.Connection, worker_tags: Sequence[str] = ()) -> int:
+    run_to_completion(engine.find_available_tasks("worker-1", LIMIT, AGING, worker_tags))  # warm the cache
     with counted_steps(database) as steps:
-        found = storage.find_available_tasks("worker-1", LIMIT, AGING, worker_tags)
+        found = run_to_completion(engine.find_available_tasks("worker-1", LIMIT, AGING, worker_tags))
     assert len(found) == LIMIT
     return steps[0]
 
@@ -121,37 +153,37 @@ def steps_of_find(storage: SqliteStorage, database: sqlite3.Connection, worker_t
 def test_find_cost_does_not_grow_with_finished_or_waiting_instances(
     database: sqlite3.Connection, worker_tags: tuple[str, ...]
 ) -> None:
-    storage = SqliteStorage(database)
-    seed(storage, database, ready(50, "ready") + finished_and_waiting(50))
-    before = steps_of_find(storage, database, worker_tags)
+    engine = engine_on(database)
+    seed(engine, database, ready(50, "ready") + finished_and_waiting(50))
+    before = steps_of_find(engine, database, worker_tags)
 
-    seed(storage, database, finished_and_waiting(5000)[50:])
+    seed(engine, database, finished_and_waiting(5000)[50:])
 
-    assert steps_of_find(storage, database, worker_tags) <= before
+    assert steps_of_find(engine, database, worker_tags) <= before
 
 
 def test_find_cost_grows_far_slower_than_the_ready_instances(database: sqlite3.Connection) -> None:
-    storage = SqliteStorage(database)
-    seed(storage, database, ready(100, "first"))
-    with_hundred = steps_of_find(storage, database)
+    engine = engine_on(database)
+    seed(engine, database, ready(100, "first"))
+    with_hundred = steps_of_find(engine, database)
 
-    seed(storage, database, ready(9900, "more"))
+    seed(engine, database, ready(9900, "more"))
 
-    with_ten_thousand = steps_of_find(storage, database)
+    with_ten_thousand = steps_of_find(engine, database)
     assert with_ten_thousand < 2 * with_hundred, (with_hundred, with_ten_thousand)
 
 
 def test_find_hinted_task_cost_does_not_grow_with_instances(database: sqlite3.Connection) -> None:
-    storage = SqliteStorage(database)
-    seed(storage, database, ready(10, "ready") + finished_and_waiting(10))
+    engine = engine_on(database)
+    seed(engine, database, ready(10, "ready") + finished_and_waiting(10))
     hint = pb.TaskWakeupHint(instance_id="ready-000003", task_id=task_id("fetch"))
 
     def steps_of_hinted_find() -> int:
         with counted_steps(database) as steps:
-            assert storage.find_hinted_task(hint) is not None
+            assert run_to_completion(engine.find_hinted_task(hint)) is not None
         return steps[0]
 
     before = steps_of_hinted_find()
-    seed(storage, database, finished_and_waiting(2000)[10:] + ready(2000, "more"))
+    seed(engine, database, finished_and_waiting(2000)[10:] + ready(2000, "more"))
 
     assert steps_of_hinted_find() <= before

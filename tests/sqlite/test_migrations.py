@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from sayiir_server.backends.sqlite import BackendOpenError, SqliteBackend
+from sayiir_server.backends import open_backend
+from sayiir_server.backends.sqlite import BackendOpenError
 from sayiir_server.backends.sqlite.schema import APPLICATION_ID, migrate, migrations, open_database
-from sayiir_server.model import utc_now
+from sayiir_server.domain.model import utc_now
 from tests.contract.builders import at_task
 
 
@@ -32,7 +33,7 @@ def test_migrations_are_numbered_from_one_without_gaps() -> None:
 async def test_open_applies_and_records_every_migration(tmp_path: Path) -> None:
     before = utc_now()
 
-    await (await SqliteBackend.open(f"sqlite:///{tmp_path}/sayiir.db")).close()
+    await (await open_backend(f"sqlite:///{tmp_path}/sayiir.db")).close()
 
     recorded = recorded_migrations(tmp_path / "sayiir.db")
     assert [(version, name) for version, name, _ in recorded] == [(m.version, m.name) for m in migrations()]
@@ -41,12 +42,12 @@ async def test_open_applies_and_records_every_migration(tmp_path: Path) -> None:
 
 async def test_opening_twice_applies_nothing_again_and_keeps_the_data(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/sayiir.db"
-    first = await SqliteBackend.open(url)
+    first = await open_backend(url)
     await first.save_snapshot(at_task("order-1"))
     await first.close()
     recorded = recorded_migrations(tmp_path / "sayiir.db")
 
-    second = await SqliteBackend.open(url)
+    second = await open_backend(url)
     try:
         assert await second.list_snapshots() == ["order-1"]
     finally:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sayiir_server.backends.sqlite import BackendOpenError, SqliteBackend
+from sayiir_server.backends import open_backend
+from sayiir_server.backends.sqlite import BackendOpenError
 from sayiir_server.backends.sqlite.schema import migrations
 from tests.sqlite.serving import SERVER_COMMAND
 
@@ -75,7 +76,7 @@ async def test_foreign_database_is_left_untouched(tmp_path: Path) -> None:
     before = database.read_bytes()
 
     with pytest.raises(BackendOpenError):
-        await SqliteBackend.open(f"sqlite:///{database}")
+        await open_backend(f"sqlite:///{database}")
 
     assert database.read_bytes() == before
 
@@ -84,12 +85,12 @@ async def test_random_bytes_file_raises_backend_open_error(tmp_path: Path) -> No
     database = random_bytes_file(tmp_path / "noise.db")
 
     with pytest.raises(BackendOpenError, match="not a database"):
-        await SqliteBackend.open(f"sqlite:///{database}")
+        await open_backend(f"sqlite:///{database}")
 
 
 async def test_database_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/newer.db"
-    await (await SqliteBackend.open(url)).close()
+    await (await open_backend(url)).close()
     newer = len(migrations()) + 1
     with sqlite3.connect(tmp_path / "newer.db") as connection:
         connection.execute(
@@ -99,15 +100,15 @@ async def test_database_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
     connection.close()
 
     with pytest.raises(BackendOpenError, match=f"schema version {newer}"):
-        await SqliteBackend.open(url)
+        await open_backend(url)
 
 
 async def test_missing_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BackendOpenError, match="unable to open database file"):
-        await SqliteBackend.open(f"sqlite:///{tmp_path}/no/such/dir/sayiir.db")
+        await open_backend(f"sqlite:///{tmp_path}/no/such/dir/sayiir.db")
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite://host/file.db"])
 async def test_malformed_url_is_refused(url: str) -> None:
     with pytest.raises(BackendOpenError, match="bad SQLite URL"):
-        await SqliteBackend.open(url)
+        await open_backend(url)

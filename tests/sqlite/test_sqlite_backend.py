@@ -12,14 +12,15 @@ import pytest
 
 from sayiir_client.errors import BackendUnavailableError, NotFoundError, SerializationError
 from sayiir_server.backends import open_backend
-from sayiir_server.backends.sqlite import BackendOpenError, SqliteBackend, schema
+from sayiir_server.backends.sqlite import BackendOpenError, schema
 from sayiir_server.backends.sqlite.schema import SqliteUrl, parse_url
+from sayiir_server.domain.engine import Engine
 from tests.contract.builders import at_task
 
 
 @pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
-    opened = await SqliteBackend.open(f"sqlite:///{tmp_path}/sayiir.db")
+async def backend(tmp_path: Path) -> AsyncIterator[Engine]:
+    opened = await open_backend(f"sqlite:///{tmp_path}/sayiir.db")
     yield opened
     await opened.close()
 
@@ -44,7 +45,7 @@ def test_url_may_trade_power_loss_durability_for_speed() -> None:
 @pytest.mark.parametrize("url", ["sqlite:///sayiir.db?synchronous=off", "sqlite:///sayiir.db?cache=shared"])
 async def test_url_options_other_than_full_or_normal_synchronous_are_refused(url: str) -> None:
     with pytest.raises(BackendOpenError, match=re.escape("the only option is synchronous=full|normal")):
-        await SqliteBackend.open(url)
+        await open_backend(url)
 
 
 async def test_relative_url_opens_a_file_under_the_working_directory(
@@ -60,15 +61,15 @@ async def test_relative_url_opens_a_file_under_the_working_directory(
     assert (tmp_path / "data" / "sayiir.db").is_file()
 
 
-async def test_description_is_the_url(backend: SqliteBackend, tmp_path: Path) -> None:
+async def test_description_is_the_url(backend: Engine, tmp_path: Path) -> None:
     assert backend.description == f"sqlite:///{tmp_path}/sayiir.db"
 
 
-async def test_healthy_backend_passes_the_health_check(backend: SqliteBackend) -> None:
+async def test_healthy_backend_passes_the_health_check(backend: Engine) -> None:
     await backend.check_health()
 
 
-async def test_corrupt_stored_snapshot_is_a_stored_serialization_error(backend: SqliteBackend, tmp_path: Path) -> None:
+async def test_corrupt_stored_snapshot_is_a_stored_serialization_error(backend: Engine, tmp_path: Path) -> None:
     await backend.save_snapshot(at_task("order-1"))
     with sqlite3.connect(tmp_path / "sayiir.db") as vandal:
         vandal.execute("UPDATE snapshots SET snapshot = x'ffffffff' WHERE instance_id = 'order-1'")
@@ -82,7 +83,7 @@ async def test_corrupt_stored_snapshot_is_a_stored_serialization_error(backend: 
 
 async def test_locked_database_is_backend_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(schema, "BUSY_TIMEOUT_MS", 50)
-    opened = await SqliteBackend.open(f"sqlite:///{tmp_path}/sayiir.db")
+    opened = await open_backend(f"sqlite:///{tmp_path}/sayiir.db")
     holder = sqlite3.connect(tmp_path / "sayiir.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -95,7 +96,7 @@ async def test_locked_database_is_backend_unavailable(tmp_path: Path, monkeypatc
 
 
 async def test_event_loop_keeps_running_while_sqlite_waits_for_a_lock(tmp_path: Path) -> None:
-    opened = await SqliteBackend.open(f"sqlite:///{tmp_path}/sayiir.db")
+    opened = await open_backend(f"sqlite:///{tmp_path}/sayiir.db")
     holder = sqlite3.connect(tmp_path / "sayiir.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     ticks = 0
@@ -117,7 +118,7 @@ async def test_event_loop_keeps_running_while_sqlite_waits_for_a_lock(tmp_path: 
 
 
 async def test_closed_backend_is_unavailable(tmp_path: Path) -> None:
-    opened = await SqliteBackend.open(f"sqlite:///{tmp_path}/sayiir.db")
+    opened = await open_backend(f"sqlite:///{tmp_path}/sayiir.db")
     await opened.close()
 
     with pytest.raises(BackendUnavailableError, match="closed"):
@@ -127,7 +128,7 @@ async def test_closed_backend_is_unavailable(tmp_path: Path) -> None:
 
 
 async def test_close_twice_is_harmless(tmp_path: Path) -> None:
-    opened = await SqliteBackend.open(f"sqlite:///{tmp_path}/sayiir.db")
+    opened = await open_backend(f"sqlite:///{tmp_path}/sayiir.db")
     await opened.close()
     await opened.close()
 
@@ -135,13 +136,13 @@ async def test_close_twice_is_harmless(tmp_path: Path) -> None:
 async def test_data_survives_closing_and_reopening(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/sayiir.db"
     kept = at_task("order-1", priority=2, tags=["gpu"])
-    first = await SqliteBackend.open(url)
+    first = await open_backend(url)
     await first.save_snapshot(kept)
     await first.save_snapshot(at_task("order-2"))
     await first.delete_snapshot("order-2")
     await first.close()
 
-    second = await SqliteBackend.open(url)
+    second = await open_backend(url)
     try:
         assert await second.load_snapshot("order-1") == kept
         assert await second.list_snapshots() == ["order-1"]

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from sayiir_client.errors import AlreadyExistsError, RunConflictError
-from sayiir_server.backends.sqlite import SqliteBackend
-from sayiir_server.lifecycle import prepare_run
-from sayiir_server.model import CANCEL, PAUSE, state_of
+from sayiir_server.backends import open_backend
+from sayiir_server.domain.engine import Engine
+from sayiir_server.domain.model import CANCEL, PAUSE, state_of
 from tests.contract.builders import DEFINITION_HASH, at_task, first_task, signal_request, task_id
 
 RACERS = 32
@@ -24,17 +24,17 @@ FORK_BRANCHES = 16
 
 
 @pytest.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[tuple[SqliteBackend, SqliteBackend]]:
+async def pair(tmp_path: Path) -> AsyncIterator[tuple[Engine, Engine]]:
     url = f"sqlite:///{tmp_path}/shared.db"
-    first = await SqliteBackend.open(url)
-    second = await SqliteBackend.open(url)
+    first = await open_backend(url)
+    second = await open_backend(url)
     yield first, second
     await first.close()
     await second.close()
 
 
 async def test_claims_raced_over_two_connections_grant_exactly_one(
-    pair: tuple[SqliteBackend, SqliteBackend],
+    pair: tuple[Engine, Engine],
 ) -> None:
     await pair[0].save_snapshot(at_task("order-1", "charge"))
 
@@ -49,7 +49,7 @@ async def test_claims_raced_over_two_connections_grant_exactly_one(
 
 
 async def test_check_and_cancel_raced_over_two_connections_applies_once(
-    pair: tuple[SqliteBackend, SqliteBackend],
+    pair: tuple[Engine, Engine],
 ) -> None:
     await pair[0].save_snapshot(at_task("order-1"))
     await pair[1].store_signal("order-1", CANCEL, signal_request())
@@ -62,7 +62,7 @@ async def test_check_and_cancel_raced_over_two_connections_applies_once(
 
 
 async def test_fork_results_saved_over_two_connections_are_all_kept(
-    pair: tuple[SqliteBackend, SqliteBackend],
+    pair: tuple[Engine, Engine],
 ) -> None:
     await pair[0].save_snapshot(at_task("order-1", "fork"))
 
@@ -78,10 +78,10 @@ async def test_fork_results_saved_over_two_connections_are_all_kept(
 
 
 async def test_prepare_run_raced_over_two_connections_starts_one_run(
-    pair: tuple[SqliteBackend, SqliteBackend],
+    pair: tuple[Engine, Engine],
 ) -> None:
     outcomes = await asyncio.gather(
-        *(prepare_run(pair[n % 2], "order-1", DEFINITION_HASH, b"input", first_task()) for n in range(RACERS)),
+        *(pair[n % 2].prepare_run("order-1", DEFINITION_HASH, b"input", first_task()) for n in range(RACERS)),
         return_exceptions=True,
     )
 

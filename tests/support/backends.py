@@ -7,7 +7,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from sayiir_server.backends import open_backend
-from sayiir_server.store import Backend
+from sayiir_server.domain.engine import Clock, Engine
+from sayiir_server.domain.model import utc_now
 
 BACKEND_KINDS = ("memory", "sqlite", "postgres")
 """Every backend kind the contract suite knows how to open."""
@@ -17,10 +18,10 @@ ACTIVE_BACKEND_KINDS: tuple[str, ...] = ("memory", "sqlite", "postgres")
 
 
 @asynccontextmanager
-async def open_test_backend(kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
-    """A fresh, empty backend of `kind`, closed when the block exits."""
+async def open_test_backend(kind: str, tmp_path: Path, clock: Clock = utc_now) -> AsyncIterator[Engine]:
+    """A fresh, empty engine over a store of `kind` whose time rules read `clock`, closed when the block exits."""
     async with _backend_url(kind, tmp_path) as url:
-        backend = await open_backend(url)
+        backend = await open_backend(url, clock=clock)
         try:
             yield backend
         finally:

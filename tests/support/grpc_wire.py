@@ -25,9 +25,10 @@ from typing import Any, TypeVar, cast
 import grpc
 
 from sayiir_client import AsyncPersistenceClient
-from sayiir_server.server import ServerOptions, add_persistence_servicers
-from sayiir_server.servicers import Drain
-from sayiir_server.store import Backend
+from sayiir_server.api.server import ServerOptions, add_persistence_servicers
+from sayiir_server.api.servicers import Drain
+from sayiir_server.domain.engine import Engine
+from sayiir_server.domain.traits import Backend
 
 _T = TypeVar("_T")
 
@@ -61,9 +62,9 @@ class BackendSlot:
             raise RuntimeError(f"no backend plugged in to serve {name!r}")
         return getattr(self._backend, name)
 
-    def as_backend(self) -> Backend:
-        """This slot, typed as what it stands for (its methods are those of the plugged backend)."""
-        return cast(Backend, self)
+    def as_engine(self) -> Engine:
+        """This slot, typed as what it stands for (its methods are those of the plugged engine)."""
+        return cast(Engine, self)
 
 
 class ThreadedAioServer:
@@ -131,7 +132,7 @@ async def _new_aio_server(interceptors: Sequence[grpc.aio.ServerInterceptor]) ->
 
 def add_to_server(slot: BackendSlot, server: ThreadedAioServer) -> None:
     """pytest-grpc's `grpc_add_to_server`: mount the five persistence servicers, serving the slot."""
-    server.drains.append(add_persistence_servicers(server.aio, slot.as_backend(), ServerOptions()))
+    server.drains.append(add_persistence_servicers(server.aio, slot.as_engine(), ServerOptions()))
 
 
 @asynccontextmanager

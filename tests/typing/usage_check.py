@@ -22,7 +22,7 @@ from sayiir_client import (
 )
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.store import Backend, PersistentBackend, TaskClaimStore, TaskResultStore
+from sayiir_server.domain.traits import Backend, PersistentBackend, TaskClaimStore, TaskResultStore
 
 TASK = TaskId.from_name("charge-card")
 DEFINITION = DefinitionHash.from_name("checkout/v1")

@@ -25,8 +25,8 @@ from sayiir_client.errors import (
     SerializationError,
 )
 from sayiir_client.v1 import error_details_pb2 as sayiir_details
-from sayiir_server.grpc_errors import DOMAIN, MalformedRequest, error_status, translate_errors
-from sayiir_server.validation import InvalidFieldError
+from sayiir_server.api.grpc_errors import DOMAIN, MalformedRequest, error_status, translate_errors
+from sayiir_server.api.validation import InvalidFieldError
 
 EXPECTED_H = b"\x01" * 32
 FOUND_H = b"\x02" * 32
@@ -193,7 +193,7 @@ async def test_an_unexpected_error_is_logged_with_its_traceback_and_answered_int
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     context = _RecordingContext()
-    with caplog.at_level(logging.ERROR, logger="sayiir_server.grpc_errors"), pytest.raises(grpc.aio.AbortError):
+    with caplog.at_level(logging.ERROR, logger="sayiir_server.api.grpc_errors"), pytest.raises(grpc.aio.AbortError):
         await _Servicer(KeyError("oops")).Unary("question", context)
     assert context.status is not None
     assert context.status.code == grpc.StatusCode.INTERNAL

@@ -14,8 +14,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
-from sayiir_server import validation
-from sayiir_server.validation import InvalidFieldError
+from sayiir_server.api import validation
+from sayiir_server.api.validation import InvalidFieldError
 
 ID = hashlib.sha256(b"task").digest()
 SHORT_ID = ID[:31]
@@ -186,10 +186,10 @@ def test_wait_timeout_is_required_not_negative_and_clamped_to_the_cap() -> None:
     assert validation.wait_timeout(rr.WaitForWakeupRequest(timeout=Duration(seconds=2)), CAP) == timedelta(seconds=2)
 
 
-def test_negative_aging_interval_is_accepted_for_the_backend_to_clamp() -> None:
+def test_negative_or_absent_aging_interval_is_accepted_for_the_engine_to_clamp() -> None:
     request = rr.FindAvailableTasksRequest(aging_interval=Duration(seconds=-5))
     assert validation.aging_interval(request) == timedelta(seconds=-5)
-    assert validation.aging_interval(rr.FindAvailableTasksRequest()) is None
+    assert validation.aging_interval(rr.FindAvailableTasksRequest()) == timedelta(0)
 
 
 # --- messages ------------------------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server import dispatch
-from sayiir_server.model import current_task_id, find_result, state_of
+from sayiir_server.domain import dispatch
+from sayiir_server.domain.model import current_task_id, find_result, state_of
 
 
 @dataclass(frozen=True)

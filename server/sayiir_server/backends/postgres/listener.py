@@ -16,7 +16,7 @@ from typing import Any
 
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.backends.postgres.rows import parse_hint_payload
-from sayiir_server.wakeups import WakeupHub
+from sayiir_server.domain.port import WakeupSink
 
 _log = logging.getLogger(__name__)
 
@@ -37,14 +37,14 @@ LoadHint = Callable[[str], Awaitable[pb.TaskWakeupHint | None]]
 
 
 class WakeupListener:
-    """Feeds NOTIFY payloads on one channel into a WakeupHub, reconnecting with backoff."""
+    """Delivers the hints of NOTIFY payloads on one channel (to the server's hub), reconnecting with backoff."""
 
     def __init__(
-        self, connect: Connect, channel: str, hub: WakeupHub, load_hint: LoadHint, ping_timeout: float
+        self, connect: Connect, channel: str, deliver: WakeupSink, load_hint: LoadHint, ping_timeout: float
     ) -> None:
         self._connect = connect
         self._channel = channel
-        self._hub = hub
+        self._deliver = deliver
         self._load_hint = load_hint
         self._ping_timeout = ping_timeout
         self._listening = asyncio.Event()
@@ -116,7 +116,7 @@ class WakeupListener:
     def _on_notification(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         parsed = parse_hint_payload(payload)
         if isinstance(parsed, pb.TaskWakeupHint):
-            self._hub.publish(parsed)
+            self._deliver(parsed)
         elif isinstance(parsed, str):
             load = asyncio.get_running_loop().create_task(self._publish_loaded(parsed))
             self._loads.add(load)
@@ -131,4 +131,4 @@ class WakeupListener:
             _log.warning("cannot load the hint of %r announced by NOTIFY: %s", instance_id, error)
             return
         if hint is not None:
-            self._hub.publish(hint)
+            self._deliver(hint)

@@ -1,8 +1,9 @@
 """Every SQL statement of the PostgreSQL backend, named and described in one place.
 
 Snapshot writes all share one shape: the row values $1..$13 in column order
-(rows.SnapshotRow), then $14, the wakeup NOTIFY payload or NULL, and $15, the
-NOTIFY channel (one per schema). The statement
+(rows.SnapshotRow), then $14, the wakeup NOTIFY payload or NULL, $15, the
+NOTIFY channel (one per schema), and $16, whether the row keeps the task results
+of the row it replaces (the engine's SNAP-RETAIN decision). The statement
 announces the task (pg_notify, delivered only when the transaction commits)
 unless the replaced row was already at that same task, and returns one row
 when it wrote.
@@ -21,7 +22,7 @@ _VALUES = """
 """
 
 # A Completed/Failed snapshot no longer carries its task results: keep the last snapshot
-# that did (results_to_retain in sayiir_server.snapshots, expressed over rows).
+# that did (results_to_retain in sayiir_server.domain.snapshots, expressed over rows).
 _OVERWRITE = """
     ON CONFLICT (instance_id) DO UPDATE SET
         snapshot = excluded.snapshot, state = excluded.state, position = excluded.position,
@@ -29,11 +30,7 @@ _OVERWRITE = """
         priority = excluded.priority, updated_at = excluded.updated_at, wake_at = excluded.wake_at,
         signal_name = excluded.signal_name, tags = excluded.tags,
         last_failed_worker = excluded.last_failed_worker, next_retry_at = excluded.next_retry_at,
-        retained_from = CASE
-            WHEN excluded.state NOT IN ('completed', 'failed') THEN NULL
-            WHEN s.state IN ('in_progress', 'paused', 'cancelled') THEN s.snapshot
-            ELSE s.retained_from
-        END
+        retained_from = CASE WHEN $16::boolean THEN COALESCE(s.retained_from, s.snapshot) END
 """
 
 # The replaced row's task, read without a lock: inside a composite the row is already locked, so this is
@@ -64,8 +61,8 @@ saved AS (
 SAVE_SNAPSHOT_FENCED = f"""
 WITH claim AS (
     SELECT 1 FROM claims
-    WHERE instance_id = $1::text AND task_id = $16::bytea AND worker_id = $17::text
-      AND (expires_at IS NULL OR expires_at > $18::timestamptz)
+    WHERE instance_id = $1::text AND task_id = $17::bytea AND worker_id = $18::text
+      AND (expires_at IS NULL OR expires_at > $19::timestamptz)
     FOR UPDATE
 ),
 {_PREVIOUS},
@@ -76,7 +73,7 @@ saved AS (
 )
 {_ANNOUNCE}
 """
-"""Save only while $17 holds a live claim on ($1, $16) at $18; the claim row stays locked until commit."""
+"""Save only while $18 holds a live claim on ($1, $17) at $19; the claim row stays locked until commit."""
 
 INSERT_SNAPSHOT_IF_ABSENT = f"""
 WITH previous AS (SELECT NULL::bytea AS current_task_id WHERE false),
@@ -116,8 +113,6 @@ STORE_SIGNAL = """
 INSERT INTO signals (instance_id, kind, request) VALUES ($1, $2, $3)
 ON CONFLICT (instance_id, kind) DO UPDATE SET request = excluded.request
 """
-
-GET_SIGNAL = "SELECT request FROM signals WHERE instance_id = $1 AND kind = $2"
 
 GET_SIGNALS = "SELECT kind, request FROM signals WHERE instance_id = $1"
 
@@ -174,109 +169,102 @@ SELECT EXISTS (SELECT 1 FROM extended) AS done, (SELECT worker_id FROM holder) A
 
 # -- dispatch ---------------------------------------------------------------------------------
 
-DUE_INSTANCES = """
-WITH expired AS (
-    DELETE FROM claims WHERE expires_at <= $1::timestamptz
-)
-SELECT due.instance_id FROM (
-    SELECT instance_id FROM snapshots WHERE wake_at <= $1::timestamptz
-    UNION
-    SELECT s.instance_id FROM snapshots s
-    WHERE s.signal_name IS NOT NULL
-      AND EXISTS (SELECT 1 FROM events e WHERE e.instance_id = s.instance_id AND e.signal_name = s.signal_name)
-) due
-WHERE NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = due.instance_id)
-LIMIT $2
+DUE_WORK = """
+SELECT EXISTS (SELECT 1 FROM claims WHERE expires_at <= $1::timestamptz) AS expired_claims,
+       ARRAY (
+           SELECT due.instance_id FROM (
+               SELECT instance_id FROM snapshots WHERE wake_at <= $1::timestamptz
+               UNION
+               SELECT s.instance_id FROM snapshots s
+               WHERE s.signal_name IS NOT NULL
+                 AND EXISTS (SELECT 1 FROM events e
+                             WHERE e.instance_id = s.instance_id AND e.signal_name = s.signal_name)
+           ) due
+           WHERE NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = due.instance_id)
+           LIMIT $2
+       ) AS instance_ids
 """
-"""Rule 1 (drop expired claims) and the lock-free look for rule 2 work: due delays, timed-out or fed signals.
+"""The lock-free look for rules 1 and 2: expired claims, due delays, timed-out or fed signal waits.
 
-Instances with a pending request are left out here already, as LOCK_DUE would drop them: otherwise a batch
-of them, which no dispatch may advance, would fill the LIMIT on every call and starve every other due instance."""
+Instances with a pending request are left out here already: otherwise a batch of them, which no find may
+advance, would fill the LIMIT on every call and starve every other due instance."""
+
+DELETE_EXPIRED_CLAIMS = "DELETE FROM claims WHERE expires_at <= $1::timestamptz"
+
+DELETE_CLAIMS_OF = "DELETE FROM claims WHERE instance_id = $1"
 
 LOCK_DUE = """
 SELECT s.instance_id, s.snapshot FROM snapshots s
 WHERE s.instance_id = ANY($1::text[])
-  AND (s.wake_at IS NOT NULL OR s.signal_name IS NOT NULL)
-  AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
 ORDER BY s.instance_id
 FOR UPDATE SKIP LOCKED
 """
-"""Lock the due rows no other replica is advancing; instances with a pending signal are left alone.
-
-The signal test here reads the statement's snapshot, taken before the rows are locked: a store_signal
-that committed in between (it only held FOR SHARE, so the row was not updated and is not re-checked)
-is missed. SIGNALLED_AMONG, run once the rows are locked, is exact."""
+"""Lock the due rows no other replica is advancing (skipped, not waited for)."""
 
 SIGNALLED_AMONG = "SELECT DISTINCT instance_id FROM signals WHERE instance_id = ANY($1::text[])"
-"""Of the locked instances, those with a pending request: store_signal cannot add one while we hold the rows."""
+"""Of the locked instances, those with a pending request: exact, as store_signal cannot add one while we hold
+the rows (LOCK_DUE's own snapshot was taken before the locks, so a request committed meanwhile shows only here)."""
 
-_CANDIDATE_FILTER = """
-      AND (s.next_retry_at IS NULL OR s.next_retry_at <= $4::timestamptz)
-      AND (cardinality($5::text[]) = 0 OR s.tags <@ $5::text[])
-      AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
-      AND NOT EXISTS (
-          SELECT 1 FROM claims c
-          WHERE c.instance_id = s.instance_id AND c.task_id = s.ready_task_id
-            AND (c.expires_at IS NULL OR c.expires_at > $4::timestamptz)
-      )
+# What a row is decided on, beside its snapshot: a pending request, and the claim on its ready task.
+_FACTS = """
+    EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id) AS signalled,
+    c.worker_id, c.claimed_at, c.expires_at
 """
 
-FIND_CANDIDATES = f"""
+_CLAIM_OF_READY_TASK = "LEFT JOIN claims c ON c.instance_id = s.instance_id AND c.task_id = s.ready_task_id"
+
+# Prefilters of rule 3 (each only narrows; the engine decides): retry backoff elapsed ($3), every task tag
+# among the worker's ($4, empty takes anything), no pending request, no live claim on the ready task.
+_CANDIDATE_PREFILTER = """
+      AND (s.next_retry_at IS NULL OR s.next_retry_at <= $3::timestamptz)
+      AND (cardinality($4::text[]) = 0 OR s.tags <@ $4::text[])
+      AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
+      AND (c.worker_id IS NULL OR c.expires_at <= $3::timestamptz)
+"""
+
+# $1 worker, $2 page size, $5 only rows $1 failed last (else only the others), $6 priority (NULL: every
+# priority's first page), $7/$8 the cursor (updated_at, instance id).
+_SPLIT = """
+          AND (CASE WHEN $5::boolean THEN s.last_failed_worker = $1::text
+                    ELSE s.last_failed_worker IS DISTINCT FROM $1::text END)
+"""
+
+READY_PAGES = f"""
 WITH RECURSIVE priorities (priority) AS (
-    (SELECT priority FROM snapshots WHERE ready_task_id IS NOT NULL ORDER BY priority LIMIT 1)
+    (SELECT priority FROM snapshots
+     WHERE ready_task_id IS NOT NULL AND ($6::bigint IS NULL OR priority = $6::bigint)
+     ORDER BY priority LIMIT 1)
     UNION ALL
     SELECT (
         SELECT s.priority FROM snapshots s
-        WHERE s.ready_task_id IS NOT NULL AND s.priority > p.priority
+        WHERE s.ready_task_id IS NOT NULL AND s.priority > p.priority AND $6::bigint IS NULL
         ORDER BY s.priority LIMIT 1
     )
     FROM priorities p WHERE p.priority IS NOT NULL
-),
-candidates AS (
-    SELECT c.* FROM priorities p CROSS JOIN LATERAL (
-        SELECT s.instance_id, s.snapshot, s.priority, s.updated_at, false AS failed_here
-        FROM snapshots s
-        WHERE s.ready_task_id IS NOT NULL AND s.priority = p.priority
-          AND s.last_failed_worker IS DISTINCT FROM $1::text
-          {_CANDIDATE_FILTER}
-        ORDER BY s.updated_at, s.instance_id
-        LIMIT $2
-    ) c
-    WHERE p.priority IS NOT NULL
-    UNION ALL
-    (
-        SELECT s.instance_id, s.snapshot, s.priority, s.updated_at, true AS failed_here
-        FROM snapshots s
-        WHERE s.ready_task_id IS NOT NULL AND s.last_failed_worker = $1::text
-          {_CANDIDATE_FILTER}
-        ORDER BY s.priority * $3::float8 + extract(epoch FROM s.updated_at), s.instance_id
-        LIMIT $2
-    )
 )
-SELECT snapshot FROM candidates
-ORDER BY failed_here, priority * $3::float8 + extract(epoch FROM updated_at), instance_id
-LIMIT $2
+SELECT page.* FROM priorities p CROSS JOIN LATERAL (
+    SELECT s.priority, s.snapshot, {_FACTS}
+    FROM snapshots s
+    {_CLAIM_OF_READY_TASK}
+    WHERE s.ready_task_id IS NOT NULL AND s.priority = p.priority
+      AND (s.updated_at, s.instance_id) > ($7::timestamptz, $8::text)
+      {_SPLIT}
+      {_CANDIDATE_PREFILTER}
+    ORDER BY s.updated_at, s.instance_id
+    LIMIT $2
+) page
+WHERE p.priority IS NOT NULL
 """
-"""Rules 3–5 as one bounded query over the snapshots_ready partial index.
+"""Pages of ready rows per priority over the snapshots_ready partial index, by (updated_at, instance id).
 
-Effective priority = priority − (now − updated_at) / aging; for one call `now` and
-`aging` ($3, seconds) are fixed, so it orders like priority × aging + updated_at.
-Within one priority that is updated_at order, so the query walks the index once
-per distinct priority (found by a skip scan), oldest first, and stops after $2
-fitting rows each: it never reads the whole table. Tasks this worker ($1) failed
-last come after all others (anti-affinity), from their own small index.
-"""
+The distinct priorities come from a skip scan, so the query walks the index once per priority and stops
+after $2 fitting rows each: it never reads the whole table. The engine merges the pages in dispatch order."""
 
-FIND_HINTED_CANDIDATE = """
-SELECT s.snapshot FROM snapshots s
-WHERE s.instance_id = $1 AND s.current_task_id = $2
-  AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
-  AND NOT EXISTS (
-      SELECT 1 FROM claims c
-      WHERE c.instance_id = s.instance_id AND c.task_id = s.current_task_id
-        AND (c.expires_at IS NULL OR c.expires_at > $3::timestamptz)
-  )
+HINTED_ROW = f"""
+SELECT s.snapshot, {_FACTS} FROM snapshots s
+{_CLAIM_OF_READY_TASK}
+WHERE s.instance_id = $1 AND s.ready_task_id = $2
 """
-"""A hinted task by key; the rest of rule 3 is checked on the snapshot."""
+"""A hinted task by key, with what rule 3 decides on."""
 
 PING = "SELECT 1"

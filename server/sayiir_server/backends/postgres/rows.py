@@ -5,17 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import astuple, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sayiir_client.errors import SerializationError
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server import dispatch
 from sayiir_server.backends.index_columns import index_columns
 from sayiir_server.backends.stored import decode_snapshot
-from sayiir_server.model import completed_tasks, to_datetime
+from sayiir_server.domain.model import completed_tasks, to_datetime
 
 NOTIFY_CHANNEL = "sayiir_wakeups"
 """The LISTEN/NOTIFY channel wakeup hints travel on, in the default schema (channels are per database)."""
@@ -86,11 +85,29 @@ def _derive_row(snapshot: pb.WorkflowSnapshot) -> SnapshotRow:
     )
 
 
+_LATEST = datetime.max.replace(tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+"""Before every storable updated_at: the cursor of a first page."""
+
+
+def micros_datetime(micros: int) -> datetime:
+    """The aware datetime of microseconds since the epoch (a page cursor)."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
 def _round_up(moment: Timestamp | None) -> datetime | None:
-    """PostgreSQL keeps microseconds: round up, so SQL never finds due what the shared rules still see waiting."""
+    """PostgreSQL keeps microseconds: round up, so SQL never finds due what the shared rules still see waiting.
+
+    The last representable microsecond stays itself (rounding up would leave year 9999, which PostgreSQL
+    refuses): nothing is due that late anyway.
+    """
     if moment is None:
         return None
-    return to_datetime(moment) + (timedelta(microseconds=1) if moment.nanos % 1000 else timedelta())
+    truncated = to_datetime(moment)
+    if moment.nanos % 1000 and truncated < _LATEST:
+        return truncated + timedelta(microseconds=1)
+    return truncated
 
 
 def retained_results(retained_from: bytes | None) -> list[pb.TaskResult]:
@@ -98,18 +115,13 @@ def retained_results(retained_from: bytes | None) -> list[pb.TaskResult]:
     return [] if retained_from is None else list(completed_tasks(decode_snapshot(retained_from)))
 
 
-def hint_payload(snapshot: pb.WorkflowSnapshot) -> str | None:
-    """The NOTIFY payload announcing this snapshot's task, when it has one that is ready; else None.
-
-    Whether the write actually made it ready (the previous snapshot was at another
-    task) is decided in SQL, against the row being replaced.
-    """
-    hint = dispatch.ready_hint(None, snapshot)
+def hint_payload(hint: pb.TaskWakeupHint | None, instance_id: str) -> str | None:
+    """The NOTIFY payload of a write's hint; one too large for NOTIFY names the instance instead."""
     if hint is None:
         return None
     payload = _HINT_PREFIX + base64.b64encode(hint.SerializeToString()).decode("ascii")
     if len(payload.encode()) > MAX_NOTIFY_PAYLOAD:
-        return _INSTANCE_PREFIX + snapshot.instance_id
+        return _INSTANCE_PREFIX + instance_id
     return payload
 
 

@@ -1,6 +1,6 @@
-"""The SQLite backend: `sqlite:///relative/path.db` or `sqlite:////absolute/path.db`."""
+"""The SQLite store: `sqlite:///relative/path.db` or `sqlite:////absolute/path.db`."""
 
-from sayiir_server.backends.sqlite.backend import SqliteBackend
+from sayiir_server.backends.sqlite.backend import SqliteStore
 from sayiir_server.backends.sqlite.schema import BackendOpenError
 
-__all__ = ["BackendOpenError", "SqliteBackend"]
+__all__ = ["BackendOpenError", "SqliteStore"]

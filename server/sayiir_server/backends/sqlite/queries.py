@@ -12,6 +12,8 @@ LOAD_SNAPSHOT = "SELECT snapshot FROM snapshots WHERE instance_id = :instance_id
 
 SNAPSHOT_EXISTS = "SELECT 1 FROM snapshots WHERE instance_id = :instance_id"
 
+CURRENT_TASK = "SELECT current_task_id FROM snapshots WHERE instance_id = :instance_id"
+
 # Insert or overwrite a snapshot row with its derived index columns.
 UPSERT_SNAPSHOT = """
 INSERT INTO snapshots (
@@ -50,7 +52,11 @@ INSERT OR REPLACE INTO retained_results (instance_id, task_id, output) VALUES (:
 
 # --- signals and events --------------------------------------------------------------------------------------------
 
-GET_SIGNAL = "SELECT request FROM signals WHERE instance_id = :instance_id AND kind = :kind"
+SIGNALS_OF = "SELECT kind, request FROM signals WHERE instance_id = :instance_id"
+
+HAS_SIGNAL = """
+SELECT EXISTS (SELECT 1 FROM signals WHERE instance_id = :instance_id AND kind IN (SELECT value FROM json_each(:kinds)))
+"""
 
 STORE_SIGNAL = "INSERT OR REPLACE INTO signals (instance_id, kind, request) VALUES (:instance_id, :kind, :request)"
 
@@ -94,24 +100,39 @@ WHERE instance_id = :instance_id AND task_id = :task_id AND expires_at_us IS NOT
 
 DELETE_CLAIM = "DELETE FROM claims WHERE instance_id = :instance_id AND task_id = :task_id"
 
-# --- find_available_tasks ------------------------------------------------------------------------------------------
+DELETE_CLAIMS_OF = "DELETE FROM claims WHERE instance_id = :instance_id"
 
-# Whether rule 1 or rule 2 has anything to write: an expired claim, or a due delay or signal wait.
-HOUSEKEEPING_DUE = """
+# --- dispatch ------------------------------------------------------------------------------------------------------
+
+EXPIRED_CLAIMS_EXIST = """
 SELECT EXISTS (SELECT 1 FROM claims WHERE expires_at_us IS NOT NULL AND expires_at_us <= :now_us)
-    OR EXISTS (SELECT 1 FROM snapshots s WHERE s.due_at_us IS NOT NULL AND s.due_at_us <= :now_us
-               AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id))
 """
 
-# Rule 1.
-DELETE_EXPIRED_CLAIMS = "DELETE FROM claims WHERE expires_at_us IS NOT NULL AND expires_at_us <= :now_us"
-
-# Rule 2: InProgress delays and signal waits that time or a buffered event released, with no pending request.
-DUE_SNAPSHOTS = """
-SELECT s.snapshot FROM snapshots s
+# Rule 2's prefilter: InProgress delays and signal waits that time or a buffered event released, no pending request.
+DUE_IDS = """
+SELECT s.instance_id FROM snapshots s
 WHERE s.due_at_us IS NOT NULL AND s.due_at_us <= :now_us
   AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
 ORDER BY s.due_at_us
+LIMIT :limit
+"""
+
+DELETE_EXPIRED_CLAIMS = "DELETE FROM claims WHERE expires_at_us IS NOT NULL AND expires_at_us <= :now_us"
+
+# What a row is decided on, beside its snapshot: a pending request, and the claim on its ready task.
+_FACTS = """
+    EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id) AS signalled,
+    c.worker_id, c.claimed_at_us, c.expires_at_us
+"""
+
+_CLAIM_OF_READY_TASK = "LEFT JOIN claims c ON c.instance_id = s.instance_id AND c.task_id = s.ready_task_id"
+
+# The rows of some due instances, with their facts, in instance id order (the write lock is already held).
+DUE_ROWS = """
+SELECT s.snapshot, EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id) AS signalled
+FROM snapshots s
+WHERE s.instance_id IN (SELECT value FROM json_each(:instance_ids))
+ORDER BY s.instance_id
 """
 
 # The distinct priorities of ready tasks, by skip-scan: one index seek per priority, not one row read per task.
@@ -126,39 +147,34 @@ WITH RECURSIVE levels (priority) AS (
 SELECT priority FROM levels WHERE priority IS NOT NULL
 """
 
-# Rule 3's row-level tests, shared by the candidate queries: no pending request, no live claim on the
-# ready task, retry backoff elapsed, and every task tag among the worker's (:worker_tags NULL takes anything).
-_CANDIDATE_TESTS = """
+# Prefilters of rule 3 (each only narrows; the engine decides): no pending request, no live claim on the ready
+# task, retry backoff elapsed, every task tag among the worker's (:worker_tags NULL takes anything).
+_CANDIDATE_PREFILTER = """
   AND (s.retry_at_us IS NULL OR s.retry_at_us <= :now_us)
   AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
-  AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.instance_id = s.instance_id AND c.task_id = s.ready_task_id
-                  AND (c.expires_at_us IS NULL OR c.expires_at_us > :now_us))
+  AND (c.worker_id IS NULL OR (c.expires_at_us IS NOT NULL AND c.expires_at_us <= :now_us))
   AND (:worker_tags IS NULL OR NOT EXISTS (
         SELECT 1 FROM json_each(s.tags) t WHERE t.value NOT IN (SELECT w.value FROM json_each(:worker_tags) w)))
 """
 
-# One page of the ready tasks of one priority that the worker did not fail last, in effective-priority order
-# (for a fixed priority, an older updated_at means a lower effective priority), resuming after a keyset cursor.
+# One page of the ready tasks of one priority, by (updated_at, instance id) after a keyset cursor: those the
+# worker did not fail last (:failed_by NULL), or only those it did.
 READY_PAGE = f"""
-SELECT s.snapshot, s.updated_at_us, s.instance_id FROM snapshots s
+SELECT s.snapshot, {_FACTS} FROM snapshots s
+{_CLAIM_OF_READY_TASK}
 WHERE s.ready_task_id IS NOT NULL AND s.priority = :priority
   AND (s.updated_at_us, s.instance_id) > (:after_us, :after_id)
-  AND (s.last_failed_worker IS NULL OR s.last_failed_worker <> :worker_id)
-  {_CANDIDATE_TESTS}
+  AND (CASE WHEN :failed_by IS NULL
+            THEN s.last_failed_worker IS NULL OR s.last_failed_worker <> :worker_id
+            ELSE s.last_failed_worker = :failed_by END)
+  {_CANDIDATE_PREFILTER}
 ORDER BY s.updated_at_us, s.instance_id
 LIMIT :page_size
 """
 
-# Ready tasks this worker failed last: dispatched to it only after every other candidate (rule 4).
-READY_FAILED_BY_WORKER = f"""
-SELECT s.snapshot FROM snapshots s
-WHERE s.ready_task_id IS NOT NULL AND s.last_failed_worker IS NOT NULL AND s.last_failed_worker = :worker_id
-  {_CANDIDATE_TESTS}
-"""
-
-# find_hinted_task: the named instance, if its ready task is the hinted one and passes the row-level tests.
-HINTED_CANDIDATE = f"""
-SELECT s.snapshot FROM snapshots s
+# find_hinted_task: the named instance, if its ready task is the hinted one.
+HINTED_ROW = f"""
+SELECT s.snapshot, {_FACTS} FROM snapshots s
+{_CLAIM_OF_READY_TASK}
 WHERE s.instance_id = :instance_id AND s.ready_task_id = :task_id
-  {_CANDIDATE_TESTS}
 """

@@ -9,7 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.backends.index_columns import index_columns
-from sayiir_server.dispatch import timestamp_micros
+from sayiir_server.domain.dispatch import timestamp_micros
 
 
 def micros_timestamp(value: int) -> Timestamp:

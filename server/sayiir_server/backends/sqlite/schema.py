@@ -17,7 +17,7 @@ from importlib import resources
 from urllib.parse import parse_qsl, urlsplit
 
 from sayiir_client.errors import BackendUnavailableError
-from sayiir_server.model import utc_now
+from sayiir_server.domain.model import utc_now
 
 APPLICATION_ID = 0x53415952
 """PRAGMA application_id of a sayiir database ("SAYR"): tells our files from other applications' ones."""

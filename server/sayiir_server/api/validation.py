@@ -21,8 +21,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
-from sayiir_server.model import ID_BYTES, MAX_INSTANCE_ID_BYTES, ConflictPolicy, SignalKind
-from sayiir_server.store import MAX_FIND_LIMIT
+from sayiir_server.domain.model import ID_BYTES, MAX_INSTANCE_ID_BYTES, ConflictPolicy, SignalKind
+from sayiir_server.domain.traits import MAX_FIND_LIMIT
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -212,10 +212,10 @@ def wait_timeout(request: rr.WaitForWakeupRequest, cap: timedelta, field: str = 
     return min(non_negative_duration(request.timeout, field), cap)
 
 
-def aging_interval(request: rr.FindAvailableTasksRequest, field: str = "aging_interval") -> timedelta | None:
-    """Any in-range duration; zero or negative is allowed (the backend clamps it to 1 s)."""
+def aging_interval(request: rr.FindAvailableTasksRequest, field: str = "aging_interval") -> timedelta:
+    """Any in-range duration; absent, zero or negative is allowed (the engine counts each as 1 s: DISP-4.3)."""
     if not request.HasField("aging_interval"):
-        return None
+        return timedelta(0)
     return duration(request.aging_interval, field)
 
 

@@ -18,12 +18,10 @@ from google.protobuf.message import DecodeError, Message
 
 from sayiir_client.v1 import request_response_pb2 as rr
 from sayiir_client.v1 import service_pb2, service_pb2_grpc
-from sayiir_server import validation
-from sayiir_server.grpc_errors import MalformedRequest, translate_errors
-from sayiir_server.lifecycle import prepare_run
-from sayiir_server.model import clamp_aging_interval
-from sayiir_server.store import Backend
-from sayiir_server.tracing import call_trace_parent, inherit_trace_parent
+from sayiir_server.api import validation
+from sayiir_server.api.grpc_errors import MalformedRequest, translate_errors
+from sayiir_server.domain.engine import Engine
+from sayiir_server.mesh.tracing import call_trace_parent, inherit_trace_parent
 
 _T = TypeVar("_T")
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -65,7 +63,7 @@ class Drain:
 class SnapshotStoreServicer(service_pb2_grpc.SnapshotStoreServicer):
     """Core snapshot CRUD (SPEC.md §3)."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Engine) -> None:
         self._backend = backend
 
     @translate_errors
@@ -106,7 +104,7 @@ class SnapshotStoreServicer(service_pb2_grpc.SnapshotStoreServicer):
 class SignalStoreServicer(service_pb2_grpc.SignalStoreServicer):
     """Cancel and pause signals and external events (SPEC.md §4)."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Engine) -> None:
         self._backend = backend
 
     @translate_errors
@@ -172,7 +170,7 @@ class SignalStoreServicer(service_pb2_grpc.SignalStoreServicer):
 class TaskClaimStoreServicer(service_pb2_grpc.TaskClaimStoreServicer):
     """Leases on tasks, dispatch and wakeups (SPEC.md §5)."""
 
-    def __init__(self, backend: Backend, drain: Drain, max_wait_timeout: timedelta) -> None:
+    def __init__(self, backend: Engine, drain: Drain, max_wait_timeout: timedelta) -> None:
         self._backend = backend
         self._drain = drain
         self._max_wait_timeout = max_wait_timeout
@@ -211,7 +209,7 @@ class TaskClaimStoreServicer(service_pb2_grpc.TaskClaimStoreServicer):
     ) -> rr.FindAvailableTasksResponse:
         worker_id = validation.worker_id(request.worker_id)
         limit = validation.find_limit(request.limit)
-        aging_interval = clamp_aging_interval(validation.aging_interval(request))
+        aging_interval = validation.aging_interval(request)
         tasks = await self._backend.find_available_tasks(
             worker_id, limit, aging_interval, validation.tags(request.worker_tags, "worker_tags")
         )
@@ -279,7 +277,7 @@ async def _next_or_none(iterator: AsyncIterator[_T]) -> _T | None:
 class TaskResultStoreServicer(service_pb2_grpc.TaskResultStoreServicer):
     """Read access to single task results (SPEC.md §6)."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Engine) -> None:
         self._backend = backend
 
     @translate_errors
@@ -292,7 +290,7 @@ class TaskResultStoreServicer(service_pb2_grpc.TaskResultStoreServicer):
 class LifecycleServicer(service_pb2_grpc.LifecycleServicer):
     """Starting runs (SPEC.md §7)."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Engine) -> None:
         self._backend = backend
 
     @translate_errors
@@ -303,8 +301,7 @@ class LifecycleServicer(service_pb2_grpc.LifecycleServicer):
         validation.required(request, "first_task", "first_task")
         first_task = validation.first_task(request.first_task)
         policy = validation.conflict_policy(request.conflict_policy)
-        outcome = await prepare_run(
-            self._backend,
+        outcome = await self._backend.prepare_run(
             request.instance_id,
             definition_hash,
             request.input,
@@ -315,7 +312,7 @@ class LifecycleServicer(service_pb2_grpc.LifecycleServicer):
         return rr.PrepareRunResponse(outcome=outcome)
 
 
-def persistence_servicers(backend: Backend, drain: Drain, max_wait_timeout: timedelta) -> list[object]:
+def persistence_servicers(backend: Engine, drain: Drain, max_wait_timeout: timedelta) -> list[object]:
     """One servicer per persistence service, in SERVICE_NAMES order."""
     return [
         SnapshotStoreServicer(backend),

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 import grpc
 
-from sayiir_server.access_log import AccessLog, LogFormat
-from sayiir_server.auth import TokenAuthInterceptor
-from sayiir_server.calls import CallObserver, CallSink
-from sayiir_server.metrics import MetricsEndpoint, ServerMetrics
-from sayiir_server.server import ServerOptions
-from sayiir_server.tls import ServerTls, TransportMode, transport_mode
-from sayiir_server.tracing import OtelTracing, TracingMode, start_tracing
+from sayiir_server.api.server import ServerOptions
+from sayiir_server.domain.engine import Engine
+from sayiir_server.mesh.access_log import AccessLog, LogFormat
+from sayiir_server.mesh.auth import TokenAuthInterceptor
+from sayiir_server.mesh.calls import CallObserver, CallSink
+from sayiir_server.mesh.metrics import MetricsEndpoint, ServerMetrics
+from sayiir_server.mesh.tls import ServerTls, TransportMode, transport_mode
+from sayiir_server.mesh.tracing import OtelTracing, TracingMode, start_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class Mesh:
     access log, so refused calls are counted too), token auth.
     """
 
-    def __init__(self, options: MeshOptions, backend: object, *, process_metrics: bool = True) -> None:
+    def __init__(self, options: MeshOptions, backend: Engine, *, process_metrics: bool = True) -> None:
         self.options = options
         self.tls = ServerTls.from_files(options.tls_cert, options.tls_key, options.tls_client_ca)
         self.auth = TokenAuthInterceptor(options.auth_tokens) if options.auth_tokens else None

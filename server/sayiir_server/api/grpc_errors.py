@@ -24,6 +24,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from sayiir_client.errors import (
+    ERROR_DOMAIN,
     AlreadyExistsError,
     BackendError,
     CannotCancelError,
@@ -35,11 +36,11 @@ from sayiir_client.errors import (
     RunConflictError,
     SerializationError,
 )
-from sayiir_server.calls import instance_id_of
-from sayiir_server.validation import InvalidFieldError
+from sayiir_server.api.validation import InvalidFieldError
+from sayiir_server.mesh.calls import instance_id_of
 
-DOMAIN = "persistence.sayiir.dev"
-"""ErrorInfo.domain of every status this server sends."""
+DOMAIN = ERROR_DOMAIN
+"""ErrorInfo.domain of every status this server sends (the one the client decodes)."""
 
 logger = logging.getLogger(__name__)
 

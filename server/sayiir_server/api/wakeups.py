@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.dispatch import tags_fit
+from sayiir_server.domain.dispatch import tags_fit
 
 DEFAULT_QUEUE_SIZE = 1024
 

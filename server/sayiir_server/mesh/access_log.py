@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from sayiir_server.calls import FinishedCall
+from sayiir_server.mesh.calls import FinishedCall
 
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: Final[tuple[LogFormat, ...]] = ("text", "json")

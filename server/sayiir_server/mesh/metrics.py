@@ -6,9 +6,9 @@ gRPC dashboards work: grpc_server_started_total, grpc_server_handled_total
 grpc_service and grpc_method. Everything else starts with `sayiir_`. Each
 server has its own CollectorRegistry, so several servers fit in one process.
 
-Backends are read at scrape time: the wakeup hub (`backend.wakeups`) for
-hints published and dropped and current subscribers, and, where a backend has
-a connection pool, its optional `pool_stats()` hook.
+The engine is read at scrape time: its wakeup hub for hints published and
+dropped and current subscribers, and, where its store has a connection pool,
+the store's optional `pool_stats()` hook.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from prometheus_client.registry import Collector
 
 from sayiir_client.v1 import service_pb2
 from sayiir_server import __version__
-from sayiir_server.calls import FinishedCall, split_method
-from sayiir_server.wakeups import WakeupHub
+from sayiir_server.domain.engine import Engine
+from sayiir_server.mesh.calls import FinishedCall, split_method
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ DEFAULT_METRICS_PORT: Final = 9090
 """The port the docs and the Kubernetes manifests give --metrics-listen (metrics are off unless it is set)."""
 
 POOL_STATS_HOOK: Final = "pool_stats"
-"""Optional backend method `pool_stats() -> Mapping[str, float]`: cheap, synchronous, safe from any thread.
+"""Optional store method `pool_stats() -> Mapping[str, float]`: cheap, synchronous, safe from any thread.
 
 Each entry is exported as the gauge `sayiir_backend_pool_<name>` (e.g. size, idle, in_use, max_size)."""
 
@@ -48,7 +48,7 @@ _WATCH_WAKEUPS: Final = "/{}/WatchWakeups".format(service_pb2.DESCRIPTOR.service
 class ServerMetrics:
     """The metrics of one server: a call sink for CallObserver, plus the backend read at scrape time."""
 
-    def __init__(self, backend: object, *, process_metrics: bool = False) -> None:
+    def __init__(self, backend: Engine, *, process_metrics: bool = False) -> None:
         self.registry = CollectorRegistry()
         labels = ("grpc_service", "grpc_method")
         self._started = Counter("grpc_server_started", "RPCs started on the server.", labels, registry=self.registry)
@@ -95,29 +95,26 @@ class ServerMetrics:
 
 
 class BackendCollector(Collector):
-    """Reads the backend's wakeup hub and connection pool when Prometheus scrapes."""
+    """Reads the engine's wakeup hub and its store's connection pool when Prometheus scrapes."""
 
-    def __init__(self, backend: object) -> None:
-        self._backend = backend
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
     def describe(self) -> Iterable[Metric]:
         return ()  # names depend on the backend; nothing to check against other collectors at registration
 
     def collect(self) -> Iterable[Metric]:
-        hub = getattr(self._backend, "wakeups", None)
-        if isinstance(hub, WakeupHub):
-            yield CounterMetricFamily(
-                "sayiir_wakeups_published", "Wakeup hints published to this replica's subscribers.", hub.published
-            )
-            yield CounterMetricFamily(
-                "sayiir_wakeups_dropped", "Hints dropped because a subscriber's queue was full.", hub.dropped
-            )
-            yield GaugeMetricFamily(
-                "sayiir_wakeup_subscribers",
-                "Open WaitForWakeup and WatchWakeups subscriptions.",
-                hub.subscriber_count,
-            )
-        yield from _pool_metrics(getattr(self._backend, POOL_STATS_HOOK, None))
+        hub = self._engine.wakeups
+        yield CounterMetricFamily(
+            "sayiir_wakeups_published", "Wakeup hints published to this replica's subscribers.", hub.published
+        )
+        yield CounterMetricFamily(
+            "sayiir_wakeups_dropped", "Hints dropped because a subscriber's queue was full.", hub.dropped
+        )
+        yield GaugeMetricFamily(
+            "sayiir_wakeup_subscribers", "Open WaitForWakeup and WatchWakeups subscriptions.", hub.subscriber_count
+        )
+        yield from _pool_metrics(getattr(self._engine.storage, POOL_STATS_HOOK, None))
 
 
 def _pool_metrics(pool_stats: Callable[[], Mapping[str, float]] | None) -> Iterable[Metric]:

@@ -1,9 +1,8 @@
-"""find_available_tasks rules shared by every backend (SPEC.md §5).
+"""Dispatch rules as pure functions (docs/behaviour.md, DISP-* and WAKE-1).
 
-Backends decide which rows to look at (indexes, locks); these pure functions
-decide what those rows mean: advancement of delays and signals (rule 2), the
-candidate test (rule 3), the dispatch order (rule 4), and when a write makes a
-task ready (wakeup hints).
+Stores decide which rows to look at (indexes, locks); these functions decide
+what the rows mean: advancement of delays and signals (DISP-2), the candidate
+test (DISP-3), the dispatch order (DISP-4), and the hint a write announces.
 """
 
 from __future__ import annotations
@@ -16,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.model import current_task_id, find_result, state_of, timestamp, to_datetime
-from sayiir_server.snapshots import record_task_result
+from sayiir_server.domain.model import current_task_id, find_result, state_of, timestamp, to_datetime
+from sayiir_server.domain.snapshots import record_task_result
 
 DEFAULT_PRIORITY = 3
 
@@ -183,13 +182,6 @@ def effective_priority(priority: int, updated_us: int, now_us: int, aging_second
     return priority - ((now_us - updated_us) / 1_000_000) / aging_seconds
 
 
-def dispatch_order_key(
-    snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str, aging_interval: timedelta, now: datetime
-) -> tuple[int, float, str]:
-    """Rule 4: others' failures first (anti-affinity), then effective priority, then instance id."""
-    return _order_key(snapshot, task_id, worker_id, aging_interval.total_seconds(), datetime_micros(now))
-
-
 def _order_key(
     snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str, aging_seconds: float, now_us: int
 ) -> tuple[int, float, str]:
@@ -208,8 +200,6 @@ def order_and_limit(
     def key(task: pb.AvailableTask) -> tuple[int, float, str]:
         return _order_key(task.snapshot, task.task_id, worker_id, aging_seconds, now_us)
 
-    if limit < 0:  # a negative cut keeps its old slice meaning: all but the last -limit
-        return sorted(tasks, key=key)[:limit]
     return heapq.nsmallest(limit, tasks, key=key)
 
 
@@ -222,11 +212,12 @@ def wakeup_hint(snapshot: pb.WorkflowSnapshot) -> pb.TaskWakeupHint:
     )
 
 
-def ready_hint(previous: pb.WorkflowSnapshot | None, new: pb.WorkflowSnapshot) -> pb.TaskWakeupHint | None:
-    """The hint to publish when a write moved an instance onto a ready AtTask position, else None."""
-    task_id = current_task_id(new)
-    if task_id is None or find_result(new.in_progress.completed_tasks, task_id) is not None:
+def ready_hint(snapshot: pb.WorkflowSnapshot) -> pb.TaskWakeupHint | None:
+    """WAKE-1: the hint a write of this snapshot announces when it is at a task not yet completed, else None.
+
+    Storage announces it only if the row it replaces was at another task (the write made it ready).
+    """
+    task_id = current_task_id(snapshot)
+    if task_id is None or find_result(snapshot.in_progress.completed_tasks, task_id) is not None:
         return None
-    if previous is not None and current_task_id(previous) == task_id:
-        return None
-    return wakeup_hint(new)
+    return wakeup_hint(snapshot)

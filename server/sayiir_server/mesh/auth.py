@@ -29,8 +29,8 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from sayiir_client.v1 import service_pb2
-from sayiir_server.calls import Context, Continuation, Handler, with_behavior
-from sayiir_server.grpc_errors import DOMAIN
+from sayiir_server.api.grpc_errors import DOMAIN
+from sayiir_server.mesh.calls import Context, Continuation, Handler, with_behavior
 
 logger = logging.getLogger(__name__)
 

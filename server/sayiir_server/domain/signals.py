@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sayiir_client.errors import CannotCancelError, CannotPauseError
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.model import CANCEL, PAUSE, SignalKind, state_name, state_of, timestamp
+from sayiir_server.domain.model import CANCEL, PAUSE, SignalKind, state_name, state_of, timestamp
 
 
 class SignalAdmission(enum.Enum):
@@ -17,40 +17,36 @@ class SignalAdmission(enum.Enum):
     IGNORE = "ignore"
 
 
-_CANCEL_REFUSED = frozenset({"completed", "failed"})
-_PAUSE_REFUSED = frozenset({"completed", "failed", "cancelled"})
+_REFUSED_IN: dict[SignalKind, frozenset[str]] = {
+    CANCEL: frozenset({"completed", "failed"}),
+    PAUSE: frozenset({"completed", "failed", "cancelled"}),
+}
+"""SIG-1: the states in which a request of each kind is refused."""
+
+_ALREADY_APPLIED_IN: dict[SignalKind, str] = {CANCEL: "cancelled", PAUSE: "paused"}
 
 
 def admit_signal(snapshot: pb.WorkflowSnapshot, kind: SignalKind) -> SignalAdmission:
     """store_signal's decision: store it, ignore it (already applied), or raise CannotCancel/CannotPause."""
+    if kind not in _REFUSED_IN:
+        raise ValueError(f"unknown signal kind {kind}")
     state = state_of(snapshot)
-    if kind == CANCEL:
-        if state in _CANCEL_REFUSED:
-            raise CannotCancelError(state_name(snapshot))
-        return SignalAdmission.IGNORE if state == "cancelled" else SignalAdmission.STORE
-    if kind == PAUSE:
-        if state in _PAUSE_REFUSED:
-            raise CannotPauseError(state_name(snapshot))
-        return SignalAdmission.IGNORE if state == "paused" else SignalAdmission.STORE
-    raise ValueError(f"unknown signal kind {kind}")
-
-
-_REFUSED_STATUSES: dict[SignalKind, frozenset[str]] = {
-    CANCEL: frozenset({"completed", "failed"}),
-    PAUSE: frozenset({"completed", "failed", "cancelled"}),
-}
+    if state in _REFUSED_IN[kind]:
+        raise _refusal(kind, state_name(snapshot))
+    return SignalAdmission.IGNORE if state == _ALREADY_APPLIED_IN[kind] else SignalAdmission.STORE
 
 
 def validate_signal_allowed(status: str, kind: SignalKind) -> None:
-    """Refuse a signal for a status by name ("Completed", "failed", ...); unknown names are allowed.
+    """The crate's validate_signal_allowed: refuse a kind for a status by name ("Completed", "failed", ...).
 
-    Raises CannotCancelError or CannotPauseError.
+    Unknown names are allowed (forward compatibility). Raises CannotCancelError or CannotPauseError.
     """
-    if status.replace("_", "").lower() not in _REFUSED_STATUSES.get(kind, frozenset()):
-        return
-    if kind == CANCEL:
-        raise CannotCancelError(status)
-    raise CannotPauseError(status)
+    if status.replace("_", "").lower() in {state.replace("_", "") for state in _REFUSED_IN.get(kind, ())}:
+        raise _refusal(kind, status)
+
+
+def _refusal(kind: SignalKind, state: str) -> CannotCancelError | CannotPauseError:
+    return CannotCancelError(state) if kind == CANCEL else CannotPauseError(state)
 
 
 def apply_cancel(

@@ -14,9 +14,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sayiir_server import __version__
-from sayiir_server.health_monitor import BackendHealthMonitor
-from sayiir_server.servicers import SERVICE_NAMES, Drain, mount, persistence_servicers
-from sayiir_server.store import Backend
+from sayiir_server.api.health import BackendHealthMonitor
+from sayiir_server.api.servicers import SERVICE_NAMES, Drain, mount, persistence_servicers
+from sayiir_server.domain.engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class ServerOptions:
     """A health check still unanswered after this long counts as failed (a hung database cannot hang the poll)."""
 
 
-def add_persistence_servicers(server: grpc.aio.Server, backend: Backend, options: ServerOptions) -> Drain:
+def add_persistence_servicers(server: grpc.aio.Server, backend: Engine, options: ServerOptions) -> Drain:
     """Mount the five persistence services on any aio server; start the returned Drain to end open waits."""
     drain = Drain()
     for servicer in persistence_servicers(backend, drain, options.max_wait_timeout):
@@ -91,7 +91,7 @@ class PersistenceServer:
     the grace period to finish, then the backend is closed.
     """
 
-    def __init__(self, backend: Backend, options: ServerOptions | None = None) -> None:
+    def __init__(self, backend: Engine, options: ServerOptions | None = None) -> None:
         self.backend = backend
         self.options = options or ServerOptions()
         self._server = grpc.aio.server(

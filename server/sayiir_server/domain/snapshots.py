@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.model import completed_tasks, find_result, state_of, timestamp
+from sayiir_server.domain.model import completed_tasks, find_result, state_of, timestamp
 
 _RETAINING_STATES = frozenset({"completed", "failed"})
 
@@ -26,27 +26,26 @@ def record_task_result(snapshot: pb.WorkflowSnapshot, task_id: bytes, output: by
     return True
 
 
-def results_to_retain(
-    previous: pb.WorkflowSnapshot | None,
-    new: pb.WorkflowSnapshot,
-    retained: Sequence[pb.TaskResult],
-) -> list[pb.TaskResult]:
-    """Task results kept beside a snapshot after it is saved.
+def retains(snapshot: pb.WorkflowSnapshot) -> bool:
+    """SNAP-RETAIN: a Completed or Failed snapshot no longer carries task results, so earlier ones are kept."""
+    return state_of(snapshot) in _RETAINING_STATES
 
-    A Completed or Failed snapshot no longer carries its task results, so the
-    ones the previous snapshot had are kept for load_task_result. Any other
-    state carries its own results, so nothing is kept beside it.
-    """
-    if state_of(new) not in _RETAINING_STATES:
+
+def results_to_keep(
+    retain: bool, previous: pb.WorkflowSnapshot | None, kept: Sequence[pb.TaskResult]
+) -> list[pb.TaskResult]:
+    """What storage keeps beside a written row (SNAP-RETAIN): with `retain`, the results the replaced
+    snapshot carried, or, when it carried none, what was kept beside it; without, nothing."""
+    if not retain:
         return []
     carried = list(completed_tasks(previous)) if previous is not None else []
-    return carried or list(retained)
+    return carried or list(kept)
 
 
 def lookup_task_result(
     snapshot: pb.WorkflowSnapshot, retained: Sequence[pb.TaskResult], task_id: bytes
 ) -> bytes | None:
-    """load_task_result over a loaded snapshot and its retained results (SPEC.md §6)."""
+    """RES-1: load_task_result over a loaded snapshot and the results kept beside it."""
     source = retained if state_of(snapshot) in _RETAINING_STATES else completed_tasks(snapshot)
     result = find_result(source, task_id)
     return None if result is None else result.output

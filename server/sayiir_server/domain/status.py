@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.model import state_of
+from sayiir_server.domain.model import state_of
 
 
 def workflow_status(snapshot: pb.WorkflowSnapshot) -> pb.WorkflowStatus:

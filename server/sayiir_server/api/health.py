@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from grpc_health.v1 import health, health_pb2
 
-from sayiir_server.store import Backend
+from sayiir_server.domain.traits import Backend
 
 logger = logging.getLogger(__name__)
 

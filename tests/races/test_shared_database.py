@@ -1,26 +1,26 @@
 """Races the contract suite does not run: dispatch's own writes against the callers' writes, over two backends.
 
-Two backend objects share one database (SQLite: one file, two connections; PostgreSQL:
-two replicas), so every race crosses a connection, the way two server processes would.
-Each scenario is run on many instances at once; the assertions are the outcomes some
-serial order of the same calls could produce. tests/postgres/test_review_races.py runs
-the same scenarios on PostgreSQL.
+Two engines share one database (SQLite: one file, two connections; PostgreSQL: two
+replicas on one schema), so every race crosses a connection, the way two server processes
+would. Each scenario runs on both SQL stores through one fixture, on many instances at
+once; the assertions are the outcomes some serial order of the same calls could produce.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from sayiir_client.errors import CannotCancelError
-from sayiir_server.backends.sqlite import SqliteBackend
-from sayiir_server.dispatch import signal_task_id
-from sayiir_server.model import CANCEL, PAUSE, find_result, state_of, utc_now
-from sayiir_server.store import Backend
+from sayiir_server.backends import open_backend
+from sayiir_server.domain.dispatch import signal_task_id
+from sayiir_server.domain.model import CANCEL, PAUSE, find_result, state_of, utc_now
+from sayiir_server.domain.traits import Backend
 from tests.contract.builders import (
     at_delay,
     at_signal,
@@ -41,18 +41,31 @@ OpenShared = Callable[..., Awaitable[Backend]]
 """Open another backend object on the test's one database; `clock=` optional."""
 
 
-@pytest.fixture
-async def open_shared(tmp_path: Path) -> AsyncIterator[OpenShared]:
+@asynccontextmanager
+async def _shared_url(kind: str, tmp_path: Path) -> AsyncIterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path}/shared.db"
+        return
+    from tests.support.postgres import temporary_database_url
+
+    async with temporary_database_url() as url:
+        yield url
+
+
+@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)])
+async def open_shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OpenShared]:
+    """Opens engines on the test's one shared database (SQLite file or PostgreSQL schema)."""
     opened: list[Backend] = []
+    async with _shared_url(request.param, tmp_path) as url:
 
-    async def open_shared(clock: Callable[[], datetime] = utc_now) -> Backend:
-        backend = await SqliteBackend.open(f"sqlite:///{tmp_path}/shared.db", clock)
-        opened.append(backend)
-        return backend
+        async def open_shared(clock: Callable[[], datetime] = utc_now) -> Backend:
+            backend = await open_backend(url, clock=clock)
+            opened.append(backend)
+            return backend
 
-    yield open_shared
-    for backend in opened:
-        await backend.close()
+        yield open_shared
+        for backend in opened:
+            await backend.close()
 
 
 async def _pair(open_shared: OpenShared) -> tuple[Backend, Backend]:

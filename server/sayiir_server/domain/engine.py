@@ -1,0 +1,342 @@
+"""The engine: every storage trait, each composite and rule written once, over any storage port.
+
+In the manner of procrastinate's manager over its connectors: the engine
+decides (state rules, dispatch, the clock, errors), the port stores. Each
+method is one or two transactions of the port; rule ids refer to
+docs/behaviour.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Final
+
+from sayiir_client.errors import AlreadyExistsError, BackendError, NotFoundError, RunBackendFailureError
+from sayiir_client.v1 import enums_pb2 as enums
+from sayiir_client.v1 import messages_pb2 as pb
+from sayiir_server.domain import claims, dispatch, runs, selection
+from sayiir_server.domain.model import (
+    CANCEL,
+    PAUSE,
+    SIGNAL_KINDS,
+    ConflictPolicy,
+    ControlSignal,
+    SignalKind,
+    clamp_aging_interval,
+    state_of,
+    utc_now,
+)
+from sayiir_server.domain.port import Candidate, Lock, StoragePort, Transaction, Wakeups, Write
+from sayiir_server.domain.signals import SignalAdmission, admit_signal, apply_cancel, apply_pause, apply_unpause
+from sayiir_server.domain.snapshots import lookup_task_result, record_task_result, retains
+from sayiir_server.domain.traits import MAX_FIND_LIMIT, Backend
+
+Clock = Callable[[], datetime]
+
+ADVANCE_BATCH: Final = 256
+"""DISP-2: most due delays and signal waits one find advances; the rest wait for the next find."""
+
+_RUN_ATTEMPTS: Final = 3
+"""A lost insert race re-reads the winner's snapshot; more than one loss in a row is pathological."""
+
+_TERMINATE_ATTEMPTS: Final = 64
+"""Under TERMINATE_EXISTING every lost insert terminates the winner and tries again: with N racing callers
+one gets through per round, so a caller may lose up to N - 1 rounds before its own insert lands."""
+
+_CONTROL_SIGNALS: Final = {CANCEL: enums.CONTROL_SIGNAL_CANCELLED, PAUSE: enums.CONTROL_SIGNAL_PAUSED}
+
+
+def _not_found(instance_id: str) -> NotFoundError:
+    return NotFoundError(f"workflow instance {instance_id!r} not found")
+
+
+def write_of(snapshot: pb.WorkflowSnapshot) -> Write:
+    """How a snapshot is stored: SNAP-RETAIN decides the results kept, WAKE-1 the hint it may announce."""
+    return Write(snapshot, retain=retains(snapshot), hint=dispatch.ready_hint(snapshot))
+
+
+class Engine(Backend):
+    """The storage traits over a port; `wakeups` is the server's hub, which the port's committed hints reach."""
+
+    def __init__(self, storage: StoragePort, wakeups: Wakeups, clock: Clock = utc_now) -> None:
+        self.storage = storage
+        self.wakeups = wakeups
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    # -- SnapshotStore ---------------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: pb.WorkflowSnapshot) -> None:
+        write = write_of(snapshot)
+        await self.storage.write(lambda tx: tx.put(write))
+
+    async def save_snapshots(self, snapshots: Sequence[pb.WorkflowSnapshot]) -> None:
+        """Save many snapshots in one transaction (bulk imports and seeding)."""
+        writes = [write_of(snapshot) for snapshot in snapshots]
+
+        async def put_all(tx: Transaction) -> None:
+            for write in writes:
+                await tx.put(write)
+
+        await self.storage.write(put_all)
+
+    async def save_task_result(self, instance_id: str, task_id: bytes, output: bytes) -> None:
+        now = self.now()
+
+        async def record(tx: Transaction) -> None:
+            snapshot = await self._locked(tx, instance_id)
+            if record_task_result(snapshot, task_id, output, now):
+                await tx.put(write_of(snapshot))
+
+        await self.storage.write(record)
+
+    async def load_snapshot(self, instance_id: str) -> pb.WorkflowSnapshot:
+        snapshot = await self.storage.read(lambda tx: tx.load(instance_id))
+        if snapshot is None:
+            raise _not_found(instance_id)
+        return snapshot
+
+    async def delete_snapshot(self, instance_id: str) -> None:
+        if not await self.storage.write(lambda tx: tx.delete(instance_id)):
+            raise _not_found(instance_id)
+
+    async def list_snapshots(self) -> list[str]:
+        ids: list[str] = []
+        after: str | None = None
+        while page := await self.list_snapshots_page(after, MAX_FIND_LIMIT):
+            ids += page
+            after = page[-1]
+        return ids
+
+    async def list_snapshots_page(self, after: str | None, limit: int) -> list[str]:
+        return await self.storage.read(lambda tx: tx.list_ids(after, limit))
+
+    async def insert_snapshot_if_absent(self, snapshot: pb.WorkflowSnapshot) -> bool:
+        write = write_of(snapshot)
+        return await self.storage.write(lambda tx: tx.insert(write))
+
+    @staticmethod
+    async def _locked(tx: Transaction, instance_id: str) -> pb.WorkflowSnapshot:
+        snapshot = await tx.load(instance_id, Lock.UPDATE)
+        if snapshot is None:
+            raise _not_found(instance_id)
+        return snapshot
+
+    # -- SignalStore -----------------------------------------------------------------------------
+
+    async def store_signal(self, instance_id: str, kind: SignalKind, request: pb.SignalRequest) -> None:
+        async def store(tx: Transaction) -> None:
+            snapshot = await tx.load(instance_id, Lock.SHARE)
+            if snapshot is None:
+                raise _not_found(instance_id)
+            if admit_signal(snapshot, kind) is SignalAdmission.STORE:
+                await tx.put_signal(instance_id, kind, request)
+
+        await self.storage.write(store)
+
+    async def get_signal(self, instance_id: str, kind: SignalKind) -> pb.SignalRequest | None:
+        pending = await self.storage.read(lambda tx: tx.signals(instance_id))
+        return pending.get(kind)
+
+    async def clear_signal(self, instance_id: str, kind: SignalKind) -> None:
+        await self.storage.write(lambda tx: tx.delete_signal(instance_id, kind))
+
+    async def send_event(self, instance_id: str, signal_name: str, payload: bytes) -> None:
+        await self.storage.write(lambda tx: tx.append_event(instance_id, signal_name, payload))
+
+    async def consume_event(self, instance_id: str, signal_name: str) -> bytes | None:
+        return await self.storage.write(lambda tx: tx.pop_event(instance_id, signal_name))
+
+    async def check_and_cancel(self, instance_id: str, interrupted_at_task: bytes | None = None) -> bool:
+        return await self._apply_pending(instance_id, (CANCEL,), interrupted_at_task) is not None
+
+    async def check_and_pause(self, instance_id: str) -> bool:
+        return await self._apply_pending(instance_id, (PAUSE,), None) is not None
+
+    async def check_control_signals(
+        self, instance_id: str, interrupted_at_task: bytes | None = None
+    ) -> ControlSignal | None:
+        return await self._apply_pending(instance_id, (CANCEL, PAUSE), interrupted_at_task)
+
+    async def _apply_pending(
+        self, instance_id: str, kinds: tuple[SignalKind, ...], interrupted_at_task: bytes | None
+    ) -> ControlSignal | None:
+        """SIG-APPLY: apply the first pending request among `kinds` (cancel before pause) to an InProgress run."""
+        # Nothing pending (the common case of a worker's guard) costs one read and no lock.
+        if not await self.storage.read(lambda tx: tx.has_signal(instance_id, kinds)):
+            return None
+        now = self.now()
+
+        async def apply(tx: Transaction) -> ControlSignal | None:
+            snapshot = await tx.load(instance_id, Lock.UPDATE)  # the snapshot first, as store_signal: no deadlock
+            pending = await tx.signals(instance_id)
+            kind = next((kind for kind in kinds if kind in pending), None)
+            if snapshot is None or kind is None or state_of(snapshot) != "in_progress":
+                return None
+            if kind == CANCEL:
+                apply_cancel(snapshot, pending[kind], interrupted_at_task, now)
+            else:
+                apply_pause(snapshot, pending[kind], now)
+            await tx.put(write_of(snapshot))
+            await tx.delete_signal(instance_id, kind)
+            return _CONTROL_SIGNALS[kind]
+
+        return await self.storage.write(apply)
+
+    async def unpause(self, instance_id: str) -> pb.WorkflowSnapshot:
+        now = self.now()
+
+        async def resume(tx: Transaction) -> pb.WorkflowSnapshot:
+            snapshot = await self._locked(tx, instance_id)
+            apply_unpause(snapshot, now)
+            await tx.put(write_of(snapshot))
+            return snapshot
+
+        return await self.storage.write(resume)
+
+    # -- TaskClaimStore --------------------------------------------------------------------------
+
+    async def claim_task(
+        self, instance_id: str, task_id: bytes, worker_id: str, ttl: timedelta | None
+    ) -> pb.TaskClaim | None:
+        now = self.now()
+        claim = claims.new_claim(instance_id, task_id, worker_id, now, ttl)
+        return claim if await self.storage.write(lambda tx: tx.claim(claim, now)) else None
+
+    async def release_task_claim(self, instance_id: str, task_id: bytes, worker_id: str) -> None:
+        answer = await self.storage.write(lambda tx: tx.release(instance_id, task_id, worker_id))
+        if not answer.done:
+            raise claims.claim_error(instance_id, task_id, answer.holder)
+
+    async def extend_task_claim(self, instance_id: str, task_id: bytes, worker_id: str, ttl: timedelta) -> None:
+        expires_at = self.now() + ttl
+        answer = await self.storage.write(lambda tx: tx.extend(instance_id, task_id, worker_id, expires_at))
+        if not answer.done:
+            raise claims.claim_error(instance_id, task_id, answer.holder)
+
+    async def save_snapshot_fenced(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
+        write, now = write_of(snapshot), self.now()
+        return await self.storage.write(lambda tx: tx.put_if_claimed(write, task_id, worker_id, now))
+
+    async def find_available_tasks(
+        self, worker_id: str, limit: int, aging_interval: timedelta, worker_tags: Sequence[str]
+    ) -> list[pb.AvailableTask]:
+        now = self.now()
+        await self._advance_due(now)
+        demand = selection.Demand(worker_id, limit, clamp_aging_interval(aging_interval), tuple(worker_tags), now)
+        return await self.storage.read(lambda tx: selection.choose(tx, demand))
+
+    async def _advance_due(self, now: datetime) -> None:
+        """DISP-1 and DISP-2: drop expired claims; move due delays and answered or timed-out signal waits on."""
+        due = await self.storage.read(lambda tx: tx.due_work(now, ADVANCE_BATCH))
+        if not due.expired_claims and not due.instance_ids:
+            return
+
+        async def advance(tx: Transaction) -> None:
+            if due.expired_claims:
+                await tx.delete_expired_claims(now)
+            if due.instance_ids:
+                for candidate in await tx.lock_due(due.instance_ids):
+                    await self._advance_one(tx, candidate, now)
+
+        await self.storage.write(advance)
+
+    @staticmethod
+    async def _advance_one(tx: Transaction, candidate: Candidate, now: datetime) -> None:
+        snapshot = candidate.snapshot
+        if candidate.signalled or state_of(snapshot) != "in_progress":
+            return  # a pending cancel or pause keeps the run where it is
+        if dispatch.is_delay_due(snapshot, now):
+            dispatch.advance_past_delay(snapshot, now)
+        else:
+            signal_name = dispatch.awaited_signal_name(snapshot)
+            if signal_name is None:
+                return
+            payload = await tx.pop_event(snapshot.instance_id, signal_name)
+            if payload is None and not dispatch.is_signal_timed_out(snapshot, now):
+                return
+            dispatch.advance_past_signal(snapshot, payload or b"", now)
+        await tx.put(write_of(snapshot))
+
+    async def wait_for_wakeup(self, timeout: timedelta, worker_tags: Sequence[str] = ()) -> pb.TaskWakeupHint | None:
+        return await self.wakeups.wait_for_wakeup(timeout, worker_tags)
+
+    def watch_wakeups(self, worker_tags: Sequence[str] = ()) -> AsyncIterator[pb.TaskWakeupHint]:
+        return self.wakeups.watch(worker_tags)
+
+    async def find_hinted_task(self, hint: pb.TaskWakeupHint) -> pb.AvailableTask | None:
+        """DISP-HINT: the hinted task if rule 3 still offers it; the hint's own tags fit by construction."""
+        now = self.now()
+        candidate = await self.storage.read(lambda tx: tx.hinted(hint.instance_id, hint.task_id))
+        demand = selection.Demand("", 1, timedelta(seconds=1), (), now)
+        if candidate is None or selection.accepted(candidate, demand) != hint.task_id:
+            return None
+        return dispatch.available_task(candidate.snapshot, (), now)
+
+    # -- TaskResultStore -------------------------------------------------------------------------
+
+    async def load_task_result(self, instance_id: str, task_id: bytes) -> bytes | None:
+        async def lookup(tx: Transaction) -> bytes | None:
+            snapshot = await tx.load(instance_id)
+            if snapshot is None:
+                raise _not_found(instance_id)
+            return lookup_task_result(snapshot, await tx.load_retained(instance_id), task_id)
+
+        return await self.storage.read(lookup)
+
+    # -- prepare_run -----------------------------------------------------------------------------
+
+    async def prepare_run(
+        self,
+        instance_id: str,
+        definition_hash: bytes,
+        input: bytes,
+        first_task: pb.FirstTask,
+        conflict_policy: ConflictPolicy = enums.CONFLICT_POLICY_FAIL,
+        trace_parent: str | None = None,
+    ) -> pb.PrepareRunOutcome:
+        """RUN-*: create a run or resolve the conflict; raises a RunConflictError subclass.
+
+        `trace_parent` (the caller's W3C traceparent) goes into a fresh run's snapshot.
+        """
+        runs.check_instance_id(instance_id)
+
+        async def attempt(tx: Transaction) -> pb.PrepareRunOutcome | None:
+            existing = await tx.load(instance_id, Lock.UPDATE)
+            if existing is not None:
+                outcome = runs.existing_run_outcome(existing, definition_hash, conflict_policy)
+                if outcome is not None:
+                    return outcome
+                await tx.delete(instance_id)
+                await tx.delete_claims(instance_id)  # the old run's workers must not save over the new one
+                for kind in SIGNAL_KINDS:
+                    await tx.delete_signal(instance_id, kind)
+            snapshot = runs.fresh_snapshot(instance_id, definition_hash, input, first_task, self.now(), trace_parent)
+            if await tx.insert(write_of(snapshot)):
+                return pb.PrepareRunOutcome(fresh=pb.FreshRun(snapshot=snapshot))
+            return None  # another caller's insert won: look at its run
+
+        terminating = conflict_policy == enums.CONFLICT_POLICY_TERMINATE_EXISTING
+        try:
+            for _ in range(_TERMINATE_ATTEMPTS if terminating else _RUN_ATTEMPTS):
+                outcome = await self.storage.write(attempt)
+                if outcome is not None:
+                    return outcome
+        except BackendError as error:
+            raise RunBackendFailureError(str(error)) from error
+        raise AlreadyExistsError(instance_id)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def check_health(self) -> None:
+        await self.storage.check_health()
+
+    async def close(self) -> None:
+        await self.storage.close()
+
+    @property
+    def description(self) -> str:
+        return self.storage.description
