@@ -6,8 +6,9 @@ of `sayiir_client.errors`.
 """
 
 from sayiir_client._async_client import AsyncPersistenceClient
+from sayiir_client._requests import WorkflowPage
 from sayiir_client._sync_client import PersistenceClient
-from sayiir_client._wire import ConflictPolicy, ControlSignal, SignalKind
+from sayiir_client._wire import ConflictPolicy, ControlSignal, SignalKind, WorkflowOrder, WorkflowState
 from sayiir_client.errors import (
     AccessDeniedError,
     AlreadyExistsError,
@@ -28,6 +29,7 @@ from sayiir_client.errors import (
 )
 from sayiir_client.ids import DefinitionHash, TaskId
 from sayiir_client.options import DEFAULT_DEADLINE, IDEMPOTENT_METHODS, KeepaliveOptions, RetryOptions
+from sayiir_client.tasks import task_input, whole_task
 
 __all__ = [
     "DEFAULT_DEADLINE",
@@ -57,4 +59,9 @@ __all__ = [
     "SignalKind",
     "TaskId",
     "TransportError",
+    "WorkflowOrder",
+    "WorkflowPage",
+    "WorkflowState",
+    "task_input",
+    "whole_task",
 ]

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from grpc_health.v1 import health_pb2
 
 from sayiir_client import _wire
-from sayiir_client._wire import ConflictPolicy, ControlSignal, SignalKind
+from sayiir_client._wire import ConflictPolicy, ControlSignal, SignalKind, WorkflowOrder, WorkflowState
 from sayiir_client.errors import BackendUnavailableError
+from sayiir_client.tasks import whole_task
+from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
 
@@ -83,19 +85,66 @@ class SnapshotListing:
         """Pages of `page_size` ids greater than `after`, until the last page or until `limit` ids were listed."""
         self._page_size = page_size
         self._limit = limit
-        self._token = _wire.page_token_after(after)
+        self._start_after = after or ""
+        self._token = ""
         self._listed = 0
         self.done = limit is not None and limit <= 0
 
     def next_page(self) -> UnaryCall[rr.ListSnapshotsRequest, rr.ListSnapshotsResponse, Sequence[str]]:
         page_size = self._page_size if self._limit is None else min(self._limit - self._listed, self._page_size)
-        return UnaryCall(rr.ListSnapshotsRequest(page_size=page_size, page_token=self._token), self._read)
+        start_after = "" if self._token else self._start_after
+        request = rr.ListSnapshotsRequest(page_size=page_size, page_token=self._token, start_after=start_after)
+        return UnaryCall(request, self._read)
 
     def _read(self, response: rr.ListSnapshotsResponse) -> Sequence[str]:
         self._listed += len(response.instance_ids)
         self._token = response.next_page_token
         self.done = not self._token or (self._limit is not None and self._listed >= self._limit)
         return response.instance_ids
+
+
+@dataclass(frozen=True)
+class WorkflowPage:
+    """One page of ListWorkflows: the summaries, and the token of the next page ("" after the last)."""
+
+    workflows: list[pb.WorkflowSummary]
+    next_page_token: str
+
+
+def workflow_filters(
+    states: Sequence[WorkflowState] = (),
+    definition_hash: bytes | None = None,
+    tag: str | None = None,
+    prefix: str = "",
+    updated_after: datetime | None = None,
+    updated_before: datetime | None = None,
+    order: WorkflowOrder = enums.WORKFLOW_ORDER_NEWEST_FIRST,
+) -> rr.ListWorkflowsRequest:
+    """A ListWorkflows request holding the filters and order (no paging yet)."""
+    request = rr.ListWorkflowsRequest(states=states, instance_id_prefix=prefix, order=order)
+    if definition_hash is not None:
+        request.definition_hash = definition_hash
+    if tag is not None:
+        request.tag = tag
+    if updated_after is not None:
+        request.updated_after.FromDatetime(updated_after)
+    if updated_before is not None:
+        request.updated_before.FromDatetime(updated_before)
+    return request
+
+
+def list_workflows(
+    filters: rr.ListWorkflowsRequest, page_size: int, page_token: str
+) -> UnaryCall[rr.ListWorkflowsRequest, rr.ListWorkflowsResponse, WorkflowPage]:
+    request = rr.ListWorkflowsRequest()
+    request.CopyFrom(filters)
+    request.page_size = page_size
+    request.page_token = page_token
+    return UnaryCall(request, _workflow_page)
+
+
+def _workflow_page(response: rr.ListWorkflowsResponse) -> WorkflowPage:
+    return WorkflowPage(list(response.workflows), response.next_page_token)
 
 
 # --- SignalStore -------------------------------------------------------------------------------------------------
@@ -217,7 +266,43 @@ def find_available_tasks(
 
 
 def _available_tasks(response: rr.FindAvailableTasksResponse) -> list[pb.AvailableTask]:
-    return list(response.tasks)
+    return [whole_task(task) for task in response.tasks]
+
+
+def claim_available_tasks(
+    worker_id: str,
+    limit: int,
+    ttl: timedelta,
+    aging_interval: timedelta,
+    worker_tags: Sequence[str],
+    definition_hashes: Sequence[bytes],
+    wait: timedelta,
+) -> UnaryCall[rr.ClaimAvailableTasksRequest, rr.ClaimAvailableTasksResponse, list[pb.ClaimedTask]]:
+    request = rr.ClaimAvailableTasksRequest(
+        worker_id=worker_id,
+        limit=limit,
+        ttl=_wire.duration(ttl),
+        aging_interval=_wire.duration(aging_interval),
+        worker_tags=worker_tags,
+        definition_hashes=definition_hashes,
+        wait=_wire.duration(wait),
+    )
+    return UnaryCall(request, _claimed_tasks, extra_wait=wait)
+
+
+def _claimed_tasks(response: rr.ClaimAvailableTasksResponse) -> list[pb.ClaimedTask]:
+    return [pb.ClaimedTask(task=whole_task(claimed.task), claim=claimed.claim) for claimed in response.tasks]
+
+
+def complete_task(
+    snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str
+) -> UnaryCall[rr.CompleteTaskRequest, rr.CompleteTaskResponse, bool]:
+    request = rr.CompleteTaskRequest(snapshot=snapshot, task_id=task_id, worker_id=worker_id)
+    return UnaryCall(request, _completed)
+
+
+def _completed(response: rr.CompleteTaskResponse) -> bool:
+    return response.saved
 
 
 def wait_for_wakeup(
@@ -243,7 +328,7 @@ def find_hinted_task(
 
 
 def _hinted_task(response: rr.FindHintedTaskResponse) -> pb.AvailableTask | None:
-    return response.task if response.HasField("task") else None
+    return whole_task(response.task) if response.HasField("task") else None
 
 
 def save_snapshot_fenced(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from sayiir_client import _requests, _wire
 from sayiir_client._decode import error_from_rpc_error
-from sayiir_client._wire import ConflictPolicy, ControlSignal, SignalKind
+from sayiir_client._wire import ConflictPolicy, ControlSignal, SignalKind, WorkflowOrder, WorkflowState
 from sayiir_client.errors import NotFoundError
 from sayiir_client.options import DEFAULT_DEADLINE, DEFAULT_MAX_MESSAGE_BYTES, KeepaliveOptions, RetryOptions
 from sayiir_client.v1 import enums_pb2 as enums
@@ -136,6 +136,45 @@ class PersistenceClient:
             ids.extend(self._call(self._snapshots.ListSnapshots, listing.next_page()))
         return ids
 
+    def list_workflows(
+        self,
+        *,
+        states: Sequence[WorkflowState] = (),
+        definition_hash: bytes | None = None,
+        tag: str | None = None,
+        prefix: str = "",
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        order: WorkflowOrder = enums.WORKFLOW_ORDER_NEWEST_FIRST,
+        page_size: int = _wire.DEFAULT_PAGE_SIZE,
+        page_token: str = "",
+    ) -> _requests.WorkflowPage:
+        """One page of workflow summaries matching every filter given, newest first (or by instance id)."""
+        filters = _requests.workflow_filters(states, definition_hash, tag, prefix, updated_after, updated_before, order)
+        return self._call(self._snapshots.ListWorkflows, _requests.list_workflows(filters, page_size, page_token))
+
+    def iter_workflows(
+        self,
+        *,
+        states: Sequence[WorkflowState] = (),
+        definition_hash: bytes | None = None,
+        tag: str | None = None,
+        prefix: str = "",
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        order: WorkflowOrder = enums.WORKFLOW_ORDER_NEWEST_FIRST,
+        page_size: int = _wire.MAX_PAGE_SIZE,
+    ) -> Iterator[pb.WorkflowSummary]:
+        """Every summary matching the filters, page by page (one page in memory at a time)."""
+        filters = _requests.workflow_filters(states, definition_hash, tag, prefix, updated_after, updated_before, order)
+        token = ""
+        while True:
+            page = self._call(self._snapshots.ListWorkflows, _requests.list_workflows(filters, page_size, token))
+            yield from page.workflows
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
     def insert_snapshot_if_absent(self, snapshot: pb.WorkflowSnapshot) -> bool:
         """Save unless a snapshot exists; True when saved.
 
@@ -249,6 +288,27 @@ class PersistenceClient:
     def find_hinted_task(self, hint: pb.TaskWakeupHint) -> pb.AvailableTask | None:
         """The available task a hint names, if it still is one (not claimed); else None."""
         return self._call(self._claims.FindHintedTask, _requests.find_hinted_task(hint))
+
+    def claim_available_tasks(
+        self,
+        worker_id: str,
+        limit: int,
+        ttl: timedelta,
+        *,
+        aging_interval: timedelta = _wire.DEFAULT_AGING_INTERVAL,
+        worker_tags: Sequence[str] = (),
+        definition_hashes: Sequence[bytes] = (),
+        wait: timedelta = timedelta(0),
+    ) -> list[pb.ClaimedTask]:
+        """Find, claim and guard up to `limit` tasks at once; with none available, wait up to `wait` for one."""
+        call = _requests.claim_available_tasks(
+            worker_id, limit, ttl, aging_interval, worker_tags, definition_hashes, wait
+        )
+        return self._call(self._claims.ClaimAvailableTasks, call)
+
+    def complete_task(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
+        """Save the snapshot and release the claim in one transaction; False (lease lost) wrote nothing."""
+        return self._call(self._claims.CompleteTask, _requests.complete_task(snapshot, task_id, worker_id))
 
     def save_snapshot_fenced(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
         """Save only while `worker_id` holds a live claim on (snapshot's instance, task); False wrote nothing."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,11 +17,14 @@ from sayiir_client.v1 import enums_pb2 as enums
 SignalKind: TypeAlias = enums.SignalKind.ValueType
 ControlSignal: TypeAlias = enums.ControlSignal.ValueType
 ConflictPolicy: TypeAlias = enums.ConflictPolicy.ValueType
+WorkflowState: TypeAlias = enums.WorkflowState.ValueType
+WorkflowOrder: TypeAlias = enums.WorkflowOrder.ValueType
 
 HEALTH_SERVICE = ""
 """Service name check_health asks grpc.health.v1 about: "" is the server as a whole, storage included."""
 USER_AGENT = "sayiir-client-python/0.1"
 MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
 """Largest page ListSnapshots serves."""
 
 DEFAULT_RETRY = RetryOptions()
@@ -109,18 +111,6 @@ def optional_duration(value: timedelta | None) -> Duration | None:
 def timeout_seconds(deadline: timedelta | None, extra: timedelta = NO_EXTRA_WAIT) -> float | None:
     """The gRPC `timeout` of a call: the client's deadline plus any time the call is meant to wait."""
     return None if deadline is None else (deadline + extra).total_seconds()
-
-
-def page_token_after(instance_id: str | None) -> str:
-    """The ListSnapshots token of the page that starts after `instance_id`.
-
-    The token is opaque to other clients; this client ships with the server and
-    builds it (urlsafe base64 of the last id of the previous page) so that
-    `list_snapshots_page(after, ...)` can start anywhere, as the storage Protocol allows.
-    """
-    if instance_id is None:
-        return ""
-    return base64.urlsafe_b64encode(instance_id.encode()).decode("ascii")
 
 
 def reopens_stream(error: grpc.RpcError) -> bool:

@@ -10,6 +10,7 @@ IDEMPOTENT_METHODS: tuple[str, ...] = (
     # Pure reads: repeating them changes nothing.
     "sayiir.persistence.v1.SnapshotStore/LoadSnapshot",
     "sayiir.persistence.v1.SnapshotStore/ListSnapshots",
+    "sayiir.persistence.v1.SnapshotStore/ListWorkflows",
     "sayiir.persistence.v1.SignalStore/GetSignal",
     "sayiir.persistence.v1.TaskClaimStore/FindHintedTask",
     "sayiir.persistence.v1.TaskResultStore/LoadTaskResult",
@@ -32,17 +33,17 @@ IDEMPOTENT_METHODS: tuple[str, ...] = (
 )
 """Full names of the RPCs the channel retries on UNAVAILABLE.
 
-UNAVAILABLE may arrive after the server already applied the call (the connection dropped on the way
-back), so only RPCs whose repeat has the same effect AND the same answer are listed. Left out:
-SendEvent (appends a second copy), ConsumeEvent (pops a second event), ClaimTask (the repeat sees the
-caller's own live claim and answers "no claim"), CheckAndCancel / CheckAndPause / CheckControlSignals
-(the repeat answers false/none after the first applied the signal), Unpause (the repeat fails: not
-paused), PrepareRun (the repeat finds the run it just created: AlreadyExists), DeleteSnapshot and
-ReleaseTaskClaim (the effect is idempotent but the repeat answers NOT_FOUND for a call that succeeded),
-and the WatchWakeups stream (the client reconnects it itself). StoreSignal is listed although a repeat
-landing after the request was applied AND undone (pause, then unpause) would pause again: that needs two
-other calls inside one backoff window, and a lost cancel or pause request is the worse failure.
-"""
+UNAVAILABLE may arrive after the server already applied the call (the connection dropped on the way back), so
+only RPCs whose repeat has the same effect AND the same answer are listed. Left out: SendEvent (appends a
+second copy), ConsumeEvent (pops a second event), ClaimTask (the repeat sees the caller's own live claim and
+answers "no claim"), ClaimAvailableTasks (the repeat claims other tasks), CompleteTask (the repeat after a
+success answers false: the claim is gone), CheckAndCancel / CheckAndPause / CheckControlSignals (the repeat
+answers false/none after the first applied the signal), Unpause (the repeat fails: not paused), PrepareRun
+(the repeat finds the run it just created: AlreadyExists), DeleteSnapshot and ReleaseTaskClaim (the effect is
+idempotent but the repeat answers NOT_FOUND for a call that succeeded), and the WatchWakeups stream (the
+client reconnects it itself). StoreSignal is listed although a repeat landing after the request was applied
+AND undone (pause, then unpause) would pause again: that needs two other calls inside one backoff window, and
+a lost cancel or pause request is the worse failure."""
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ INVOCATIONS: dict[str, Invocation] = {
     "SnapshotStore/LoadSnapshot": lambda c: c.load_snapshot("order-1"),
     "SnapshotStore/DeleteSnapshot": lambda c: c.delete_snapshot("order-1"),
     "SnapshotStore/ListSnapshots": lambda c: c.list_snapshots(),
+    "SnapshotStore/ListWorkflows": lambda c: c.list_workflows(),
     "SignalStore/StoreSignal": lambda c: c.store_signal("order-1", enums.SIGNAL_KIND_CANCEL, pb.SignalRequest()),
     "SignalStore/GetSignal": lambda c: c.get_signal("order-1", enums.SIGNAL_KIND_CANCEL),
     "SignalStore/ClearSignal": lambda c: c.clear_signal("order-1", enums.SIGNAL_KIND_CANCEL),
@@ -56,6 +57,8 @@ INVOCATIONS: dict[str, Invocation] = {
     "TaskClaimStore/WaitForWakeup": lambda c: c.wait_for_wakeup(timedelta(milliseconds=10)),
     "TaskClaimStore/FindHintedTask": lambda c: c.find_hinted_task(HINT),
     "TaskClaimStore/SaveSnapshotFenced": lambda c: c.save_snapshot_fenced(SNAPSHOT, TASK, "worker"),
+    "TaskClaimStore/ClaimAvailableTasks": lambda c: c.claim_available_tasks("worker", 1, timedelta(seconds=30)),
+    "TaskClaimStore/CompleteTask": lambda c: c.complete_task(SNAPSHOT, TASK, "worker"),
     "TaskResultStore/LoadTaskResult": lambda c: c.load_task_result("order-1", TASK),
     "Lifecycle/PrepareRun": lambda c: c.prepare_run(
         "order-1", SNAPSHOT.definition_hash, b"", pb.FirstTask(task_id=TASK)
@@ -91,6 +94,8 @@ def test_the_rpcs_whose_repeat_changes_the_answer_are_not_idempotent() -> None:
     for name in ("SendEvent", "ConsumeEvent", "ClaimTask", "CheckAndCancel", "CheckAndPause"):
         assert not any(method.endswith(f"/{name}") for method in IDEMPOTENT_METHODS)
     for name in ("CheckControlSignals", "Unpause", "PrepareRun", "DeleteSnapshot", "ReleaseTaskClaim"):
+        assert not any(method.endswith(f"/{name}") for method in IDEMPOTENT_METHODS)
+    for name in ("ClaimAvailableTasks", "CompleteTask"):
         assert not any(method.endswith(f"/{name}") for method in IDEMPOTENT_METHODS)
 
 

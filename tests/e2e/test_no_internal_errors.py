@@ -9,6 +9,7 @@ what each one must be is pinned by the other tests.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,7 +25,6 @@ from hypothesis import strategies as st
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
 from sayiir_server.api.server import PersistenceServer, ServerOptions
-from sayiir_server.api.validation import encode_page_token
 from sayiir_server.backends.memory import InMemoryBackend
 from sayiir_server.domain.model import timestamp, utc_now
 from tests.e2e.wire import DEFINITION, RPC_NAMES, STREAMING_RPCS, at_task_snapshot, node_id, stubs
@@ -212,7 +212,9 @@ hints = _required(
 signal_requests = _required(
     st.builds(pb.SignalRequest, reason=_maybe(names), requested_by=_maybe(names), requested_at=_maybe(timestamps))
 )
-page_tokens = st.one_of(st.just(""), st.text(max_size=20), st.sampled_from(KNOWN_INSTANCES).map(encode_page_token))
+page_tokens = st.one_of(
+    st.just(""), st.text(max_size=20), st.binary(max_size=40).map(lambda raw: base64.urlsafe_b64encode(raw).decode())
+)
 
 # --- one request strategy per RPC ----------------------------------------------------------------------------------
 
@@ -223,7 +225,21 @@ REQUESTS: dict[str, st.SearchStrategy[Any]] = {
     ),
     "SnapshotStore.LoadSnapshot": st.builds(rr.LoadSnapshotRequest, instance_id=instance_ids),
     "SnapshotStore.DeleteSnapshot": st.builds(rr.DeleteSnapshotRequest, instance_id=instance_ids),
-    "SnapshotStore.ListSnapshots": st.builds(rr.ListSnapshotsRequest, page_size=page_sizes, page_token=page_tokens),
+    "SnapshotStore.ListSnapshots": st.builds(
+        rr.ListSnapshotsRequest, page_size=page_sizes, page_token=page_tokens, start_after=st.sampled_from(["", "a"])
+    ),
+    "SnapshotStore.ListWorkflows": st.builds(
+        rr.ListWorkflowsRequest,
+        states=st.lists(st.integers(-1, 7), max_size=3),
+        definition_hash=_maybe(ids),
+        tag=_maybe(names),
+        instance_id_prefix=st.one_of(st.just(""), instance_ids),
+        updated_after=_maybe(timestamps),
+        updated_before=_maybe(timestamps),
+        order=st.integers(-1, 4),
+        page_size=page_sizes,
+        page_token=page_tokens,
+    ),
     "SignalStore.StoreSignal": st.builds(
         rr.StoreSignalRequest, instance_id=instance_ids, kind=signal_kinds, request=signal_requests
     ),
@@ -264,6 +280,19 @@ REQUESTS: dict[str, st.SearchStrategy[Any]] = {
     "TaskClaimStore.FindHintedTask": st.builds(rr.FindHintedTaskRequest, hint=hints),
     "TaskClaimStore.SaveSnapshotFenced": st.builds(
         rr.SaveSnapshotFencedRequest, snapshot=snapshots(), task_id=ids, worker_id=worker_ids
+    ),
+    "TaskClaimStore.ClaimAvailableTasks": st.builds(
+        rr.ClaimAvailableTasksRequest,
+        worker_id=worker_ids,
+        limit=limits,
+        ttl=maybe_durations,
+        aging_interval=maybe_durations,
+        worker_tags=tag_lists,
+        definition_hashes=st.lists(ids, max_size=2),
+        wait=_maybe(st.builds(Duration, seconds=st.integers(-1, 0), nanos=st.integers(0, 1000))),
+    ),
+    "TaskClaimStore.CompleteTask": st.builds(
+        rr.CompleteTaskRequest, snapshot=snapshots(), task_id=ids, worker_id=worker_ids
     ),
     "TaskResultStore.LoadTaskResult": st.builds(rr.LoadTaskResultRequest, instance_id=instance_ids, task_id=ids),
     "Lifecycle.PrepareRun": st.builds(

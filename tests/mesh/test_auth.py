@@ -143,11 +143,12 @@ async def test_a_reader_calling_any_write_rpc_is_permission_denied(channel: grpc
     assert codes == {method.name: grpc.StatusCode.PERMISSION_DENIED for method in WRITE_RPCS}
 
 
-async def test_a_reader_may_call_the_four_read_rpcs(served: Served, channel: grpc.aio.Channel) -> None:
+async def test_a_reader_may_call_the_five_read_rpcs(served: Served, channel: grpc.aio.Channel) -> None:
     await served.backend.save_snapshot(at_task_snapshot("order-1"))
     reads = {
         "LoadSnapshot": rr.LoadSnapshotRequest(instance_id="order-1"),
         "ListSnapshots": rr.ListSnapshotsRequest(),
+        "ListWorkflows": rr.ListWorkflowsRequest(),
         "GetSignal": rr.GetSignalRequest(instance_id="order-1", kind=enums.SIGNAL_KIND_CANCEL),
         "LoadTaskResult": rr.LoadTaskResultRequest(instance_id="order-1", task_id=node_id("fetch")),
     }

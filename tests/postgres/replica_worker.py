@@ -28,6 +28,7 @@ from pathlib import Path
 import grpc
 from google.protobuf.duration_pb2 import Duration
 
+from sayiir_client.tasks import task_input
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
 from sayiir_client.v1 import service_pb2_grpc as services
@@ -112,7 +113,7 @@ class Worker:
                 self.record.guard_refusals += 1
                 return
             self.record.executed.append(task.instance_id)
-            snapshot.completed.CopyFrom(pb.CompletedState(final_output=task_output(task.input)))
+            snapshot.completed.CopyFrom(pb.CompletedState(final_output=task_output(task_input(task.snapshot))))
             snapshot.updated_at.GetCurrentTime()
             saved = await self.claims.SaveSnapshotFenced(
                 rr.SaveSnapshotFencedRequest(snapshot=snapshot, task_id=task.task_id, worker_id=self.worker_id),

@@ -93,7 +93,7 @@ async def test_without_the_setting_postgresql_caches_a_generic_plan_of_ready_pag
         parsed.dsn, server_settings={"search_path": parsed.options.schema or "public", "plan_cache_mode": "auto"}
     )
     try:
-        arguments: tuple[object, ...] = ("worker-a", 10, utc_now(), [], False, None, EARLIEST, "")
+        arguments: tuple[object, ...] = ("worker-a", 10, utc_now(), [], False, None, EARLIEST, "", [])
         for _ in range(CALLS_WHILE_SMALL):
             await plain.fetch(queries.READY_PAGES, *arguments)
         generic, _custom = await plain.fetchrow(PLAN_COUNTS, queries.READY_PAGES)

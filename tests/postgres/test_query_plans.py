@@ -63,7 +63,7 @@ def _indexes(plan: Any) -> set[str]:
 
 
 def _ready_pages_args(worker_tags: list[str], failed_by_worker: bool = False) -> tuple[object, ...]:
-    return ("worker-a", 10, utc_now(), worker_tags, failed_by_worker, None, EARLIEST, "")
+    return ("worker-a", 10, utc_now(), worker_tags, failed_by_worker, None, EARLIEST, "", [])
 
 
 async def test_ready_pages_read_the_ready_index_never_the_whole_table(populated: Engine) -> None:

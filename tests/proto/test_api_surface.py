@@ -18,7 +18,14 @@ PROTO_ROOT = ROOT / "proto"
 PACKAGE = "sayiir.persistence.v1"
 
 EXPECTED_RPCS = {
-    "SnapshotStore": ["SaveSnapshot", "SaveTaskResult", "LoadSnapshot", "DeleteSnapshot", "ListSnapshots"],
+    "SnapshotStore": [
+        "SaveSnapshot",
+        "SaveTaskResult",
+        "LoadSnapshot",
+        "DeleteSnapshot",
+        "ListSnapshots",
+        "ListWorkflows",
+    ],
     "SignalStore": [
         "StoreSignal",
         "GetSignal",
@@ -39,6 +46,8 @@ EXPECTED_RPCS = {
         "WatchWakeups",
         "FindHintedTask",
         "SaveSnapshotFenced",
+        "ClaimAvailableTasks",
+        "CompleteTask",
     ],
     "TaskResultStore": ["LoadTaskResult"],
     "Lifecycle": ["PrepareRun"],
@@ -49,7 +58,18 @@ EXPECTED_REQUEST_FIELDS = {
     "SaveTaskResult": {"instance_id", "task_id", "output"},
     "LoadSnapshot": {"instance_id"},
     "DeleteSnapshot": {"instance_id"},
-    "ListSnapshots": {"page_size", "page_token"},
+    "ListSnapshots": {"page_size", "page_token", "start_after"},
+    "ListWorkflows": {
+        "states",
+        "definition_hash",
+        "tag",
+        "instance_id_prefix",
+        "updated_after",
+        "updated_before",
+        "order",
+        "page_size",
+        "page_token",
+    },
     "StoreSignal": {"instance_id", "kind", "request"},
     "GetSignal": {"instance_id", "kind"},
     "ClearSignal": {"instance_id", "kind"},
@@ -67,6 +87,16 @@ EXPECTED_REQUEST_FIELDS = {
     "WatchWakeups": {"worker_tags"},
     "FindHintedTask": {"hint"},
     "SaveSnapshotFenced": {"snapshot", "task_id", "worker_id"},
+    "ClaimAvailableTasks": {
+        "worker_id",
+        "limit",
+        "ttl",
+        "aging_interval",
+        "worker_tags",
+        "definition_hashes",
+        "wait",
+    },
+    "CompleteTask": {"snapshot", "task_id", "worker_id"},
     "LoadTaskResult": {"instance_id", "task_id"},
     "PrepareRun": {"instance_id", "definition_hash", "input", "first_task", "conflict_policy"},
 }

@@ -41,6 +41,7 @@ PLAN_PARAMETERS = {
     "instance_id": "order-1",
     "task_id": task_id("fetch"),
     "failed_by": None,
+    "definition_hashes": None,
     "limit": 256,
 }
 

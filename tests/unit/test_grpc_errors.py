@@ -26,7 +26,7 @@ from sayiir_client.errors import (
 )
 from sayiir_client.v1 import error_details_pb2 as sayiir_details
 from sayiir_server.api.grpc_errors import DOMAIN, MalformedRequest, error_status, translate_errors
-from sayiir_server.api.validation import InvalidFieldError
+from sayiir_server.domain.errors import InvalidFieldError
 
 EXPECTED_H = b"\x01" * 32
 FOUND_H = b"\x02" * 32

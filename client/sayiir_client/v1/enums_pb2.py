@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!sayiir/persistence/v1/enums.proto\x12\x15sayiir.persistence.v1*X\n\nSignalKind\x12\x1b\n\x17SIGNAL_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12SIGNAL_KIND_CANCEL\x10\x01\x12\x15\n\x11SIGNAL_KIND_PAUSE\x10\x02*\x95\x01\n\x0e\x43onflictPolicy\x12\x1f\n\x1b\x43ONFLICT_POLICY_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONFLICT_POLICY_FAIL\x10\x01\x12 \n\x1c\x43ONFLICT_POLICY_USE_EXISTING\x10\x02\x12&\n\"CONFLICT_POLICY_TERMINATE_EXISTING\x10\x03*h\n\rControlSignal\x12\x1e\n\x1a\x43ONTROL_SIGNAL_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONTROL_SIGNAL_CANCELLED\x10\x01\x12\x19\n\x15\x43ONTROL_SIGNAL_PAUSED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!sayiir/persistence/v1/enums.proto\x12\x15sayiir.persistence.v1*X\n\nSignalKind\x12\x1b\n\x17SIGNAL_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12SIGNAL_KIND_CANCEL\x10\x01\x12\x15\n\x11SIGNAL_KIND_PAUSE\x10\x02*\x95\x01\n\x0e\x43onflictPolicy\x12\x1f\n\x1b\x43ONFLICT_POLICY_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONFLICT_POLICY_FAIL\x10\x01\x12 \n\x1c\x43ONFLICT_POLICY_USE_EXISTING\x10\x02\x12&\n\"CONFLICT_POLICY_TERMINATE_EXISTING\x10\x03*h\n\rControlSignal\x12\x1e\n\x1a\x43ONTROL_SIGNAL_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONTROL_SIGNAL_CANCELLED\x10\x01\x12\x19\n\x15\x43ONTROL_SIGNAL_PAUSED\x10\x02*\xc1\x01\n\rWorkflowState\x12\x1e\n\x1aWORKFLOW_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aWORKFLOW_STATE_IN_PROGRESS\x10\x01\x12\x1c\n\x18WORKFLOW_STATE_COMPLETED\x10\x02\x12\x19\n\x15WORKFLOW_STATE_FAILED\x10\x03\x12\x1c\n\x18WORKFLOW_STATE_CANCELLED\x10\x04\x12\x19\n\x15WORKFLOW_STATE_PAUSED\x10\x05*\xf1\x01\n\x0cPositionKind\x12\x1d\n\x19POSITION_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19POSITION_KIND_NOT_STARTED\x10\x01\x12\x19\n\x15POSITION_KIND_AT_TASK\x10\x02\x12\x19\n\x15POSITION_KIND_AT_FORK\x10\x03\x12\x19\n\x15POSITION_KIND_AT_JOIN\x10\x04\x12\x1a\n\x16POSITION_KIND_AT_DELAY\x10\x05\x12\x1b\n\x17POSITION_KIND_AT_SIGNAL\x10\x06\x12\x19\n\x15POSITION_KIND_IN_LOOP\x10\x07*p\n\rWorkflowOrder\x12\x1e\n\x1aWORKFLOW_ORDER_UNSPECIFIED\x10\x00\x12\x1f\n\x1bWORKFLOW_ORDER_NEWEST_FIRST\x10\x01\x12\x1e\n\x1aWORKFLOW_ORDER_INSTANCE_ID\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,4 +37,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONFLICTPOLICY']._serialized_end=300
   _globals['_CONTROLSIGNAL']._serialized_start=302
   _globals['_CONTROLSIGNAL']._serialized_end=406
+  _globals['_WORKFLOWSTATE']._serialized_start=409
+  _globals['_WORKFLOWSTATE']._serialized_end=602
+  _globals['_POSITIONKIND']._serialized_start=605
+  _globals['_POSITIONKIND']._serialized_end=846
+  _globals['_WORKFLOWORDER']._serialized_start=848
+  _globals['_WORKFLOWORDER']._serialized_end=960
 # @@protoc_insertion_point(module_scope)

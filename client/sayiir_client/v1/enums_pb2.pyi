@@ -91,3 +91,107 @@ CONTROL_SIGNAL_CANCELLED: ControlSignal.ValueType  # 1
 CONTROL_SIGNAL_PAUSED: ControlSignal.ValueType  # 2
 """A pending pause request was applied: the instance is now Paused."""
 Global___ControlSignal: _TypeAlias = ControlSignal  # noqa: Y015
+
+class _WorkflowState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WorkflowStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WorkflowState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WORKFLOW_STATE_UNSPECIFIED: _WorkflowState.ValueType  # 0
+    """No state: never reported; as a filter value, INVALID_ARGUMENT."""
+    WORKFLOW_STATE_IN_PROGRESS: _WorkflowState.ValueType  # 1
+    """Running."""
+    WORKFLOW_STATE_COMPLETED: _WorkflowState.ValueType  # 2
+    """Finished successfully."""
+    WORKFLOW_STATE_FAILED: _WorkflowState.ValueType  # 3
+    """Finished with an error."""
+    WORKFLOW_STATE_CANCELLED: _WorkflowState.ValueType  # 4
+    """Stopped by a cancel request."""
+    WORKFLOW_STATE_PAUSED: _WorkflowState.ValueType  # 5
+    """Parked until Unpause."""
+
+class WorkflowState(_WorkflowState, metaclass=_WorkflowStateEnumTypeWrapper):
+    """The state of a workflow instance (the oneof WorkflowSnapshot.state), for filters and summaries."""
+
+WORKFLOW_STATE_UNSPECIFIED: WorkflowState.ValueType  # 0
+"""No state: never reported; as a filter value, INVALID_ARGUMENT."""
+WORKFLOW_STATE_IN_PROGRESS: WorkflowState.ValueType  # 1
+"""Running."""
+WORKFLOW_STATE_COMPLETED: WorkflowState.ValueType  # 2
+"""Finished successfully."""
+WORKFLOW_STATE_FAILED: WorkflowState.ValueType  # 3
+"""Finished with an error."""
+WORKFLOW_STATE_CANCELLED: WorkflowState.ValueType  # 4
+"""Stopped by a cancel request."""
+WORKFLOW_STATE_PAUSED: WorkflowState.ValueType  # 5
+"""Parked until Unpause."""
+Global___WorkflowState: _TypeAlias = WorkflowState  # noqa: Y015
+
+class _PositionKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PositionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PositionKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    POSITION_KIND_UNSPECIFIED: _PositionKind.ValueType  # 0
+    """No position (a finished instance), or one not set."""
+    POSITION_KIND_NOT_STARTED: _PositionKind.ValueType  # 1
+    """Not started."""
+    POSITION_KIND_AT_TASK: _PositionKind.ValueType  # 2
+    """At a task."""
+    POSITION_KIND_AT_FORK: _PositionKind.ValueType  # 3
+    """At a fork."""
+    POSITION_KIND_AT_JOIN: _PositionKind.ValueType  # 4
+    """At a join."""
+    POSITION_KIND_AT_DELAY: _PositionKind.ValueType  # 5
+    """Sleeping in a delay."""
+    POSITION_KIND_AT_SIGNAL: _PositionKind.ValueType  # 6
+    """Waiting for an event."""
+    POSITION_KIND_IN_LOOP: _PositionKind.ValueType  # 7
+    """Inside a loop."""
+
+class PositionKind(_PositionKind, metaclass=_PositionKindEnumTypeWrapper):
+    """The kind of an ExecutionPosition (its oneof), for summaries."""
+
+POSITION_KIND_UNSPECIFIED: PositionKind.ValueType  # 0
+"""No position (a finished instance), or one not set."""
+POSITION_KIND_NOT_STARTED: PositionKind.ValueType  # 1
+"""Not started."""
+POSITION_KIND_AT_TASK: PositionKind.ValueType  # 2
+"""At a task."""
+POSITION_KIND_AT_FORK: PositionKind.ValueType  # 3
+"""At a fork."""
+POSITION_KIND_AT_JOIN: PositionKind.ValueType  # 4
+"""At a join."""
+POSITION_KIND_AT_DELAY: PositionKind.ValueType  # 5
+"""Sleeping in a delay."""
+POSITION_KIND_AT_SIGNAL: PositionKind.ValueType  # 6
+"""Waiting for an event."""
+POSITION_KIND_IN_LOOP: PositionKind.ValueType  # 7
+"""Inside a loop."""
+Global___PositionKind: _TypeAlias = PositionKind  # noqa: Y015
+
+class _WorkflowOrder:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WorkflowOrderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WorkflowOrder.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WORKFLOW_ORDER_UNSPECIFIED: _WorkflowOrder.ValueType  # 0
+    """Same as WORKFLOW_ORDER_NEWEST_FIRST."""
+    WORKFLOW_ORDER_NEWEST_FIRST: _WorkflowOrder.ValueType  # 1
+    """Most recently updated first (ties by instance id)."""
+    WORKFLOW_ORDER_INSTANCE_ID: _WorkflowOrder.ValueType  # 2
+    """Ascending instance id, in UTF-8 byte order."""
+
+class WorkflowOrder(_WorkflowOrder, metaclass=_WorkflowOrderEnumTypeWrapper):
+    """The order of ListWorkflows."""
+
+WORKFLOW_ORDER_UNSPECIFIED: WorkflowOrder.ValueType  # 0
+"""Same as WORKFLOW_ORDER_NEWEST_FIRST."""
+WORKFLOW_ORDER_NEWEST_FIRST: WorkflowOrder.ValueType  # 1
+"""Most recently updated first (ties by instance id)."""
+WORKFLOW_ORDER_INSTANCE_ID: WorkflowOrder.ValueType  # 2
+"""Ascending instance id, in UTF-8 byte order."""
+Global___WorkflowOrder: _TypeAlias = WorkflowOrder  # noqa: Y015

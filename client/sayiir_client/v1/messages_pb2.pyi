@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from sayiir_client.v1 import enums_pb2 as _enums_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -911,19 +912,26 @@ class AvailableTask(_message.Message):
     DEFINITION_HASH_FIELD_NUMBER: _builtins.int
     TRACE_PARENT_FIELD_NUMBER: _builtins.int
     SNAPSHOT_FIELD_NUMBER: _builtins.int
+    INPUT_IN_SNAPSHOT_FIELD_NUMBER: _builtins.int
     instance_id: _builtins.str
     """Instance the task belongs to."""
     task_id: _builtins.bytes
     """Task id (32 bytes) to run."""
     input: _builtins.bytes
-    """The task's input: the initial input, or the output of the last completed task."""
+    """The task's input: the initial input, or the output of the last completed task. Empty on the wire when
+    input_in_snapshot is set (always, from this server): the bytes travel once, inside the snapshot.
+    """
     definition_hash: _builtins.bytes
     """Definition hash (32 bytes) of the instance."""
     trace_parent: _builtins.str
     """W3C traceparent of the run, if recorded."""
+    input_in_snapshot: _builtins.bool
+    """True: `input` is not repeated in this message (SIZE-1.1). Read it from the snapshot: its initial_input when
+    it has no last_completed_task_id, else the output of that task in in_progress.completed_tasks.
+    """
     @_builtins.property
     def snapshot(self) -> Global___WorkflowSnapshot:
-        """The snapshot as of dispatch, so the worker needs no second load."""
+        """The snapshot as of dispatch, so the worker needs no second load. Whole: save your next snapshot from it."""
 
     def __init__(
         self,
@@ -934,16 +942,137 @@ class AvailableTask(_message.Message):
         definition_hash: _builtins.bytes = ...,
         trace_parent: _builtins.str | None = ...,
         snapshot: Global___WorkflowSnapshot | None = ...,
+        input_in_snapshot: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_trace_parent", b"_trace_parent", "snapshot", b"snapshot", "trace_parent", b"trace_parent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_trace_parent", b"_trace_parent", "definition_hash", b"definition_hash", "input", b"input", "instance_id", b"instance_id", "snapshot", b"snapshot", "task_id", b"task_id", "trace_parent", b"trace_parent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_trace_parent", b"_trace_parent", "definition_hash", b"definition_hash", "input", b"input", "input_in_snapshot", b"input_in_snapshot", "instance_id", b"instance_id", "snapshot", b"snapshot", "task_id", b"task_id", "trace_parent", b"trace_parent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__trace_parent: _TypeAlias = _typing.Literal["trace_parent"]  # noqa: Y015
     _WhichOneofArgType__trace_parent: _TypeAlias = _typing.Literal["_trace_parent", b"_trace_parent"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__trace_parent) -> _WhichOneofReturnType__trace_parent | None: ...
 
 Global___AvailableTask: _TypeAlias = AvailableTask  # noqa: Y015
+
+@_typing.final
+class ClaimedTask(_message.Message):
+    """A task handed out by ClaimAvailableTasks, already claimed by the caller."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    CLAIM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> Global___AvailableTask:
+        """The task, as FindAvailableTasks would return it."""
+
+    @_builtins.property
+    def claim(self) -> Global___TaskClaim:
+        """The caller's claim on it; extend it with ExtendTaskClaim, end it with CompleteTask or ReleaseTaskClaim."""
+
+    def __init__(
+        self,
+        *,
+        task: Global___AvailableTask | None = ...,
+        claim: Global___TaskClaim | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim", "task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim", "task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimedTask: _TypeAlias = ClaimedTask  # noqa: Y015
+
+@_typing.final
+class WorkflowSummary(_message.Message):
+    """One workflow instance as ListWorkflows shows it: what an operator needs to see without loading the snapshot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    DEFINITION_HASH_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    POSITION_KIND_FIELD_NUMBER: _builtins.int
+    CURRENT_TASK_ID_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    PENDING_CANCEL_FIELD_NUMBER: _builtins.int
+    PENDING_PAUSE_FIELD_NUMBER: _builtins.int
+    CLAIM_FIELD_NUMBER: _builtins.int
+    RETRY_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    NEXT_RETRY_AT_FIELD_NUMBER: _builtins.int
+    instance_id: _builtins.str
+    """The instance id."""
+    definition_hash: _builtins.bytes
+    """Definition hash (32 bytes) of the instance."""
+    state: _enums_pb2.WorkflowState.ValueType
+    """The state (oneof name of WorkflowSnapshot.state)."""
+    position_kind: _enums_pb2.PositionKind.ValueType
+    """While InProgress or Paused: the position's kind; POSITION_KIND_UNSPECIFIED otherwise."""
+    current_task_id: _builtins.bytes
+    """While at a task (InProgress or Paused at AtTask): that task's id (32 bytes)."""
+    priority: _builtins.int
+    """Priority of the current task, 1 to 5 (3 when the snapshot gives none)."""
+    retry_attempts: _builtins.int
+    """Failed attempts of the current task so far (0 when it never failed)."""
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Routing tags of the current task."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When the instance was created."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When the snapshot last changed."""
+
+    @_builtins.property
+    def pending_cancel(self) -> Global___SignalRequest:
+        """A cancel request waiting to be applied, if any."""
+
+    @_builtins.property
+    def pending_pause(self) -> Global___SignalRequest:
+        """A pause request waiting to be applied, if any."""
+
+    @_builtins.property
+    def claim(self) -> Global___TaskClaim:
+        """The live claim on the current task, if any (worker and expiry)."""
+
+    @_builtins.property
+    def next_retry_at(self) -> _timestamp_pb2.Timestamp:
+        """When the current task may run again after a failure, if it is backing off."""
+
+    def __init__(
+        self,
+        *,
+        instance_id: _builtins.str = ...,
+        definition_hash: _builtins.bytes = ...,
+        state: _enums_pb2.WorkflowState.ValueType = ...,
+        position_kind: _enums_pb2.PositionKind.ValueType = ...,
+        current_task_id: _builtins.bytes | None = ...,
+        priority: _builtins.int = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        pending_cancel: Global___SignalRequest | None = ...,
+        pending_pause: Global___SignalRequest | None = ...,
+        claim: Global___TaskClaim | None = ...,
+        retry_attempts: _builtins.int = ...,
+        next_retry_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_current_task_id", b"_current_task_id", "claim", b"claim", "created_at", b"created_at", "current_task_id", b"current_task_id", "next_retry_at", b"next_retry_at", "pending_cancel", b"pending_cancel", "pending_pause", b"pending_pause", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_current_task_id", b"_current_task_id", "claim", b"claim", "created_at", b"created_at", "current_task_id", b"current_task_id", "definition_hash", b"definition_hash", "instance_id", b"instance_id", "next_retry_at", b"next_retry_at", "pending_cancel", b"pending_cancel", "pending_pause", b"pending_pause", "position_kind", b"position_kind", "priority", b"priority", "retry_attempts", b"retry_attempts", "state", b"state", "tags", b"tags", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__current_task_id: _TypeAlias = _typing.Literal["current_task_id"]  # noqa: Y015
+    _WhichOneofArgType__current_task_id: _TypeAlias = _typing.Literal["_current_task_id", b"_current_task_id"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__current_task_id) -> _WhichOneofReturnType__current_task_id | None: ...
+
+Global___WorkflowSummary: _TypeAlias = WorkflowSummary  # noqa: Y015
 
 @_typing.final
 class TaskWakeupHint(_message.Message):

@@ -15,6 +15,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from sayiir_client.v1 import enums_pb2 as _enums_pb2
 from sayiir_client.v1 import messages_pb2 as _messages_pb2
@@ -210,19 +211,27 @@ class ListSnapshotsRequest(_message.Message):
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    START_AFTER_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Most ids to return: 0 means the default (100); negative or above 1000 is INVALID_ARGUMENT."""
     page_token: _builtins.str
-    """next_page_token of the previous page; empty for the first page. Any other value is INVALID_ARGUMENT."""
+    """next_page_token of the previous page; empty for the first page. A token the server did not issue is
+    INVALID_ARGUMENT.
+    """
+    start_after: _builtins.str
+    """Start after this instance id instead of after a page token (resuming anywhere); with a page_token too,
+    INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        start_after: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "start_after", b"start_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -255,6 +264,105 @@ class ListSnapshotsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListSnapshotsResponse: _TypeAlias = ListSnapshotsResponse  # noqa: Y015
+
+@_typing.final
+class ListWorkflowsRequest(_message.Message):
+    """Request of SnapshotStore.ListWorkflows. Every filter given must hold (AND); none lists everything."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATES_FIELD_NUMBER: _builtins.int
+    DEFINITION_HASH_FIELD_NUMBER: _builtins.int
+    TAG_FIELD_NUMBER: _builtins.int
+    INSTANCE_ID_PREFIX_FIELD_NUMBER: _builtins.int
+    UPDATED_AFTER_FIELD_NUMBER: _builtins.int
+    UPDATED_BEFORE_FIELD_NUMBER: _builtins.int
+    ORDER_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    definition_hash: _builtins.bytes
+    """Only workflows of this definition (32 bytes)."""
+    tag: _builtins.str
+    """Only workflows whose current task carries this tag."""
+    instance_id_prefix: _builtins.str
+    """Only instance ids that start with this prefix (UTF-8 bytes; no NUL)."""
+    order: _enums_pb2.WorkflowOrder.ValueType
+    """Newest first (default) or by instance id."""
+    page_size: _builtins.int
+    """Most summaries to return: 0 means the default (100); negative or above 1000 is INVALID_ARGUMENT. A page
+    may hold fewer (the message limit), even none before the last page: follow next_page_token.
+    """
+    page_token: _builtins.str
+    """next_page_token of the previous page with the same filters and order; empty for the first page. A token
+    the server did not issue, or one issued for other filters, is INVALID_ARGUMENT.
+    """
+    @_builtins.property
+    def states(self) -> _containers.RepeatedScalarFieldContainer[_enums_pb2.WorkflowState.ValueType]:
+        """Only workflows in one of these states; empty takes every state. UNSPECIFIED is INVALID_ARGUMENT."""
+
+    @_builtins.property
+    def updated_after(self) -> _timestamp_pb2.Timestamp:
+        """Only workflows updated at or after this time."""
+
+    @_builtins.property
+    def updated_before(self) -> _timestamp_pb2.Timestamp:
+        """Only workflows updated before this time."""
+
+    def __init__(
+        self,
+        *,
+        states: _abc.Iterable[_enums_pb2.WorkflowState.ValueType] | None = ...,
+        definition_hash: _builtins.bytes | None = ...,
+        tag: _builtins.str | None = ...,
+        instance_id_prefix: _builtins.str = ...,
+        updated_after: _timestamp_pb2.Timestamp | None = ...,
+        updated_before: _timestamp_pb2.Timestamp | None = ...,
+        order: _enums_pb2.WorkflowOrder.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_definition_hash", b"_definition_hash", "_tag", b"_tag", "definition_hash", b"definition_hash", "tag", b"tag", "updated_after", b"updated_after", "updated_before", b"updated_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_definition_hash", b"_definition_hash", "_tag", b"_tag", "definition_hash", b"definition_hash", "instance_id_prefix", b"instance_id_prefix", "order", b"order", "page_size", b"page_size", "page_token", b"page_token", "states", b"states", "tag", b"tag", "updated_after", b"updated_after", "updated_before", b"updated_before"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__definition_hash: _TypeAlias = _typing.Literal["definition_hash"]  # noqa: Y015
+    _WhichOneofArgType__definition_hash: _TypeAlias = _typing.Literal["_definition_hash", b"_definition_hash"]  # noqa: Y015
+    _WhichOneofReturnType__tag: _TypeAlias = _typing.Literal["tag"]  # noqa: Y015
+    _WhichOneofArgType__tag: _TypeAlias = _typing.Literal["_tag", b"_tag"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__definition_hash) -> _WhichOneofReturnType__definition_hash | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__tag) -> _WhichOneofReturnType__tag | None: ...
+
+Global___ListWorkflowsRequest: _TypeAlias = ListWorkflowsRequest  # noqa: Y015
+
+@_typing.final
+class ListWorkflowsResponse(_message.Message):
+    """Response of SnapshotStore.ListWorkflows."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOWS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty when this was the last page."""
+    @_builtins.property
+    def workflows(self) -> _containers.RepeatedCompositeFieldContainer[_messages_pb2.WorkflowSummary]:
+        """The workflows of this page, in the requested order."""
+
+    def __init__(
+        self,
+        *,
+        workflows: _abc.Iterable[_messages_pb2.WorkflowSummary] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "workflows", b"workflows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkflowsResponse: _TypeAlias = ListWorkflowsResponse  # noqa: Y015
 
 @_typing.final
 class StoreSignalRequest(_message.Message):
@@ -908,6 +1016,147 @@ class FindAvailableTasksResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FindAvailableTasksResponse: _TypeAlias = FindAvailableTasksResponse  # noqa: Y015
+
+@_typing.final
+class ClaimAvailableTasksRequest(_message.Message):
+    """Request of TaskClaimStore.ClaimAvailableTasks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    TTL_FIELD_NUMBER: _builtins.int
+    AGING_INTERVAL_FIELD_NUMBER: _builtins.int
+    WORKER_TAGS_FIELD_NUMBER: _builtins.int
+    DEFINITION_HASHES_FIELD_NUMBER: _builtins.int
+    WAIT_FIELD_NUMBER: _builtins.int
+    worker_id: _builtins.str
+    """Worker asking, and the holder of the claims it gets; 1 to 256 bytes, no NUL. Tasks it was the last to fail
+    are offered to it after all others.
+    """
+    limit: _builtins.int
+    """Most tasks to claim: 1 to 1000; 0 or above 1000 is INVALID_ARGUMENT."""
+    @_builtins.property
+    def ttl(self) -> _duration_pb2.Duration:
+        """Lease of each claim (required, 0 to 36,500 days): a claim the server hands out must lapse if its worker dies."""
+
+    @_builtins.property
+    def aging_interval(self) -> _duration_pb2.Duration:
+        """Waiting this long lowers a task's effective priority by 1; absent or under 1 s counts as 1 s."""
+
+    @_builtins.property
+    def worker_tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The worker's tags; empty takes any task."""
+
+    @_builtins.property
+    def definition_hashes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Only tasks of workflows with one of these definition hashes (32 bytes each); empty takes any."""
+
+    @_builtins.property
+    def wait(self) -> _duration_pb2.Duration:
+        """With nothing to claim, wait up to this long for a task to become ready, then claim it. Absent or zero:
+        answer at once. Longer than the server's cap (--max-wait-timeout) is shortened to the cap. A draining
+        server answers at once.
+        """
+
+    def __init__(
+        self,
+        *,
+        worker_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        ttl: _duration_pb2.Duration | None = ...,
+        aging_interval: _duration_pb2.Duration | None = ...,
+        worker_tags: _abc.Iterable[_builtins.str] | None = ...,
+        definition_hashes: _abc.Iterable[_builtins.bytes] | None = ...,
+        wait: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["aging_interval", b"aging_interval", "ttl", b"ttl", "wait", b"wait"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aging_interval", b"aging_interval", "definition_hashes", b"definition_hashes", "limit", b"limit", "ttl", b"ttl", "wait", b"wait", "worker_id", b"worker_id", "worker_tags", b"worker_tags"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimAvailableTasksRequest: _TypeAlias = ClaimAvailableTasksRequest  # noqa: Y015
+
+@_typing.final
+class ClaimAvailableTasksResponse(_message.Message):
+    """Response of TaskClaimStore.ClaimAvailableTasks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[_messages_pb2.ClaimedTask]:
+        """Tasks now claimed by the caller, most urgent first; empty when none became available within `wait`."""
+
+    def __init__(
+        self,
+        *,
+        tasks: _abc.Iterable[_messages_pb2.ClaimedTask] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tasks", b"tasks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimAvailableTasksResponse: _TypeAlias = ClaimAvailableTasksResponse  # noqa: Y015
+
+@_typing.final
+class CompleteTaskRequest(_message.Message):
+    """Request of TaskClaimStore.CompleteTask."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.bytes
+    """Task id (32 bytes) whose claim fences the save and is then released."""
+    worker_id: _builtins.str
+    """The worker holding the claim."""
+    @_builtins.property
+    def snapshot(self) -> _messages_pb2.WorkflowSnapshot:
+        """The snapshot after the task: its output recorded and the next position. Required."""
+
+    def __init__(
+        self,
+        *,
+        snapshot: _messages_pb2.WorkflowSnapshot | None = ...,
+        task_id: _builtins.bytes = ...,
+        worker_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["snapshot", b"snapshot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["snapshot", b"snapshot", "task_id", b"task_id", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteTaskRequest: _TypeAlias = CompleteTaskRequest  # noqa: Y015
+
+@_typing.final
+class CompleteTaskResponse(_message.Message):
+    """Response of TaskClaimStore.CompleteTask."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SAVED_FIELD_NUMBER: _builtins.int
+    saved: _builtins.bool
+    """True: saved and the claim released, in one transaction. False: the caller no longer held a live claim
+    (the lease was lost), and nothing was written.
+    """
+    def __init__(
+        self,
+        *,
+        saved: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["saved", b"saved"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteTaskResponse: _TypeAlias = CompleteTaskResponse  # noqa: Y015
 
 @_typing.final
 class WaitForWakeupRequest(_message.Message):

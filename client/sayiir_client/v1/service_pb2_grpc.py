@@ -60,6 +60,11 @@ class SnapshotStoreStub:
                 request_serializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ListSnapshotsRequest.SerializeToString,
                 response_deserializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ListSnapshotsResponse.FromString,
                 _registered_method=True)
+        self.ListWorkflows = channel.unary_unary(
+                '/sayiir.persistence.v1.SnapshotStore/ListWorkflows',
+                request_serializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ListWorkflowsRequest.SerializeToString,
+                response_deserializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ListWorkflowsResponse.FromString,
+                _registered_method=True)
 
 
 class SnapshotStoreServicer:
@@ -101,6 +106,14 @@ class SnapshotStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWorkflows(self, request, context):
+        """Lists workflow summaries (state, position, claim, pending signals, retries), filtered and paged, newest first
+        or by id; served from indexes. Changes nothing (the reader role may call it). Safe to retry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SnapshotStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +141,11 @@ def add_SnapshotStoreServicer_to_server(servicer, server):
                     servicer.ListSnapshots,
                     request_deserializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ListSnapshotsRequest.FromString,
                     response_serializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ListSnapshotsResponse.SerializeToString,
+            ),
+            'ListWorkflows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkflows,
+                    request_deserializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ListWorkflowsRequest.FromString,
+                    response_serializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ListWorkflowsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +284,33 @@ class SnapshotStore:
             '/sayiir.persistence.v1.SnapshotStore/ListSnapshots',
             sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ListSnapshotsRequest.SerializeToString,
             sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ListSnapshotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkflows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sayiir.persistence.v1.SnapshotStore/ListWorkflows',
+            sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ListWorkflowsRequest.SerializeToString,
+            sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ListWorkflowsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -758,6 +803,16 @@ class TaskClaimStoreStub:
                 request_serializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.SaveSnapshotFencedRequest.SerializeToString,
                 response_deserializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.SaveSnapshotFencedResponse.FromString,
                 _registered_method=True)
+        self.ClaimAvailableTasks = channel.unary_unary(
+                '/sayiir.persistence.v1.TaskClaimStore/ClaimAvailableTasks',
+                request_serializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ClaimAvailableTasksRequest.SerializeToString,
+                response_deserializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ClaimAvailableTasksResponse.FromString,
+                _registered_method=True)
+        self.CompleteTask = channel.unary_unary(
+                '/sayiir.persistence.v1.TaskClaimStore/CompleteTask',
+                request_serializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTaskRequest.SerializeToString,
+                response_deserializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTaskResponse.FromString,
+                _registered_method=True)
 
 
 class TaskClaimStoreServicer:
@@ -825,6 +880,24 @@ class TaskClaimStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ClaimAvailableTasks(self, request, context):
+        """Finds, claims and guards atomically (CLAIM-AVAIL-*): every task returned is claimed by the caller, is its
+        instance's current ready task, and has no pending cancel or pause; concurrent callers never get the same
+        task. With nothing available it waits up to `wait` for a task to become ready. Not safe to retry: a repeat
+        claims other tasks (the first call's claims lapse with their ttl).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteTask(self, request, context):
+        """The fenced save and the release of the claim in one transaction (COMPLETE-*): false writes nothing. Safe to
+        retry only after false (a repeat after true answers false: the claim is gone).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskClaimStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -867,6 +940,16 @@ def add_TaskClaimStoreServicer_to_server(servicer, server):
                     servicer.SaveSnapshotFenced,
                     request_deserializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.SaveSnapshotFencedRequest.FromString,
                     response_serializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.SaveSnapshotFencedResponse.SerializeToString,
+            ),
+            'ClaimAvailableTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimAvailableTasks,
+                    request_deserializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ClaimAvailableTasksRequest.FromString,
+                    response_serializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ClaimAvailableTasksResponse.SerializeToString,
+            ),
+            'CompleteTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteTask,
+                    request_deserializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTaskRequest.FromString,
+                    response_serializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTaskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1086,6 +1169,60 @@ class TaskClaimStore:
             '/sayiir.persistence.v1.TaskClaimStore/SaveSnapshotFenced',
             sayiir_dot_persistence_dot_v1_dot_request__response__pb2.SaveSnapshotFencedRequest.SerializeToString,
             sayiir_dot_persistence_dot_v1_dot_request__response__pb2.SaveSnapshotFencedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimAvailableTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sayiir.persistence.v1.TaskClaimStore/ClaimAvailableTasks',
+            sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ClaimAvailableTasksRequest.SerializeToString,
+            sayiir_dot_persistence_dot_v1_dot_request__response__pb2.ClaimAvailableTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sayiir.persistence.v1.TaskClaimStore/CompleteTask',
+            sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTaskRequest.SerializeToString,
+            sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

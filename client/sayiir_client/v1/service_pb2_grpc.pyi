@@ -69,6 +69,10 @@ class SnapshotStoreStub:
     """Deletes a snapshot and its retained task results; signals and events stay. NOT_FOUND when missing."""
     ListSnapshots: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.ListSnapshotsRequest, _request_response_pb2.ListSnapshotsResponse]
     """Lists instance ids page by page, in ascending byte order."""
+    ListWorkflows: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.ListWorkflowsRequest, _request_response_pb2.ListWorkflowsResponse]
+    """Lists workflow summaries (state, position, claim, pending signals, retries), filtered and paged, newest first
+    or by id; served from indexes. Changes nothing (the reader role may call it). Safe to retry.
+    """
 
 @_typing.type_check_only
 class SnapshotStoreAsyncStub(SnapshotStoreStub):
@@ -85,6 +89,10 @@ class SnapshotStoreAsyncStub(SnapshotStoreStub):
     """Deletes a snapshot and its retained task results; signals and events stay. NOT_FOUND when missing."""
     ListSnapshots: _aio.UnaryUnaryMultiCallable[_request_response_pb2.ListSnapshotsRequest, _request_response_pb2.ListSnapshotsResponse]  # type: ignore[assignment]
     """Lists instance ids page by page, in ascending byte order."""
+    ListWorkflows: _aio.UnaryUnaryMultiCallable[_request_response_pb2.ListWorkflowsRequest, _request_response_pb2.ListWorkflowsResponse]  # type: ignore[assignment]
+    """Lists workflow summaries (state, position, claim, pending signals, retries), filtered and paged, newest first
+    or by id; served from indexes. Changes nothing (the reader role may call it). Safe to retry.
+    """
 
 class SnapshotStoreServicer(metaclass=_abc_1.ABCMeta):
     """Core snapshot CRUD (trait SnapshotStore)."""
@@ -128,6 +136,16 @@ class SnapshotStoreServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.ListSnapshotsResponse, _abc.Awaitable[_request_response_pb2.ListSnapshotsResponse]]:
         """Lists instance ids page by page, in ascending byte order."""
+
+    @_abc_1.abstractmethod
+    def ListWorkflows(
+        self,
+        request: _request_response_pb2.ListWorkflowsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_request_response_pb2.ListWorkflowsResponse, _abc.Awaitable[_request_response_pb2.ListWorkflowsResponse]]:
+        """Lists workflow summaries (state, position, claim, pending signals, retries), filtered and paged, newest first
+        or by id; served from indexes. Changes nothing (the reader role may call it). Safe to retry.
+        """
 
 def add_SnapshotStoreServicer_to_server(servicer: SnapshotStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
@@ -306,6 +324,16 @@ class TaskClaimStoreStub:
     """Resolves a hint into an available task if it still is one. Does not claim."""
     SaveSnapshotFenced: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.SaveSnapshotFencedRequest, _request_response_pb2.SaveSnapshotFencedResponse]
     """Saves a snapshot only while the worker holds a live claim on the task; otherwise writes nothing."""
+    ClaimAvailableTasks: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.ClaimAvailableTasksRequest, _request_response_pb2.ClaimAvailableTasksResponse]
+    """Finds, claims and guards atomically (CLAIM-AVAIL-*): every task returned is claimed by the caller, is its
+    instance's current ready task, and has no pending cancel or pause; concurrent callers never get the same
+    task. With nothing available it waits up to `wait` for a task to become ready. Not safe to retry: a repeat
+    claims other tasks (the first call's claims lapse with their ttl).
+    """
+    CompleteTask: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.CompleteTaskRequest, _request_response_pb2.CompleteTaskResponse]
+    """The fenced save and the release of the claim in one transaction (COMPLETE-*): false writes nothing. Safe to
+    retry only after false (a repeat after true answers false: the claim is gone).
+    """
 
 @_typing.type_check_only
 class TaskClaimStoreAsyncStub(TaskClaimStoreStub):
@@ -338,6 +366,16 @@ class TaskClaimStoreAsyncStub(TaskClaimStoreStub):
     """Resolves a hint into an available task if it still is one. Does not claim."""
     SaveSnapshotFenced: _aio.UnaryUnaryMultiCallable[_request_response_pb2.SaveSnapshotFencedRequest, _request_response_pb2.SaveSnapshotFencedResponse]  # type: ignore[assignment]
     """Saves a snapshot only while the worker holds a live claim on the task; otherwise writes nothing."""
+    ClaimAvailableTasks: _aio.UnaryUnaryMultiCallable[_request_response_pb2.ClaimAvailableTasksRequest, _request_response_pb2.ClaimAvailableTasksResponse]  # type: ignore[assignment]
+    """Finds, claims and guards atomically (CLAIM-AVAIL-*): every task returned is claimed by the caller, is its
+    instance's current ready task, and has no pending cancel or pause; concurrent callers never get the same
+    task. With nothing available it waits up to `wait` for a task to become ready. Not safe to retry: a repeat
+    claims other tasks (the first call's claims lapse with their ttl).
+    """
+    CompleteTask: _aio.UnaryUnaryMultiCallable[_request_response_pb2.CompleteTaskRequest, _request_response_pb2.CompleteTaskResponse]  # type: ignore[assignment]
+    """The fenced save and the release of the claim in one transaction (COMPLETE-*): false writes nothing. Safe to
+    retry only after false (a repeat after true answers false: the claim is gone).
+    """
 
 class TaskClaimStoreServicer(metaclass=_abc_1.ABCMeta):
     """Leases on tasks for multi-worker execution, and task-ready wakeups (trait TaskClaimStore)."""
@@ -415,6 +453,28 @@ class TaskClaimStoreServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_request_response_pb2.SaveSnapshotFencedResponse, _abc.Awaitable[_request_response_pb2.SaveSnapshotFencedResponse]]:
         """Saves a snapshot only while the worker holds a live claim on the task; otherwise writes nothing."""
+
+    @_abc_1.abstractmethod
+    def ClaimAvailableTasks(
+        self,
+        request: _request_response_pb2.ClaimAvailableTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_request_response_pb2.ClaimAvailableTasksResponse, _abc.Awaitable[_request_response_pb2.ClaimAvailableTasksResponse]]:
+        """Finds, claims and guards atomically (CLAIM-AVAIL-*): every task returned is claimed by the caller, is its
+        instance's current ready task, and has no pending cancel or pause; concurrent callers never get the same
+        task. With nothing available it waits up to `wait` for a task to become ready. Not safe to retry: a repeat
+        claims other tasks (the first call's claims lapse with their ttl).
+        """
+
+    @_abc_1.abstractmethod
+    def CompleteTask(
+        self,
+        request: _request_response_pb2.CompleteTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_request_response_pb2.CompleteTaskResponse, _abc.Awaitable[_request_response_pb2.CompleteTaskResponse]]:
+        """The fenced save and the release of the claim in one transaction (COMPLETE-*): false writes nothing. Safe to
+        retry only after false (a repeat after true answers false: the claim is gone).
+        """
 
 def add_TaskClaimStoreServicer_to_server(servicer: TaskClaimStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -1,31 +1,33 @@
 // A TypeScript worker on the sayiir.persistence.v1 contract.
 //
 // It starts a one-task workflow, shows how the typed errors are read (ALREADY_EXISTS
-// from PrepareRun, NOT_FOUND from LoadSnapshot), then runs the task the way every
-// worker must (SPEC §9): find → claim → post-claim guard → run with a heartbeat →
-// fenced save → release. Its last stdout line is a JSON summary.
+// from PrepareRun, NOT_FOUND from LoadSnapshot), then runs the task through the
+// worker path (docs/behaviour.md WORKER-*): ClaimAvailableTasks (found, claimed and
+// guarded by the server, only this worker's definition, waiting for work) → run with
+// a heartbeat → CompleteTask (fenced save and release at once). Its last stdout line
+// is a JSON summary.
 //
 //   node dist/worker.js [HOST:PORT]      (default: $SAYIIR_SERVER, else 127.0.0.1:50051)
 //   SAYIIR_INSTANCE_ID picks the instance id (default: a fresh "node-<uuid>").
 import { createHash, randomUUID } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 
 import { clone, create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 
-import { expectReason, persistenceError } from "./errors.js";
+import { expectReason } from "./errors.js";
 import { Health, HealthCheckResponse_ServingStatus } from "./gen/health/v1/health_pb.js";
 import { ConflictPolicy } from "./gen/sayiir/persistence/v1/enums_pb.js";
 import {
   type AvailableTask,
+  type ClaimedTask,
   CompletedStateSchema,
   TaskResultSchema,
   type WorkflowSnapshot,
   WorkflowSnapshotSchema,
 } from "./gen/sayiir/persistence/v1/messages_pb.js";
-import { Lifecycle, SignalStore, SnapshotStore, TaskClaimStore } from "./gen/sayiir/persistence/v1/service_pb.js";
+import { Lifecycle, SnapshotStore, TaskClaimStore } from "./gen/sayiir/persistence/v1/service_pb.js";
 
 /** The workflow this worker knows: one task, "greet", whose output is "node:" + its input. */
 const WORKFLOW_NAME = "node-worker-demo";
@@ -36,13 +38,13 @@ const TASK_ID = sha256(TASK_NAME);
 const CLAIM_TTL_MS = 30_000;
 /** Extend the lease well inside its ttl, so one slow round-trip never loses it. */
 const HEARTBEAT_MS = CLAIM_TTL_MS / 3;
-const POLLS = 50;
-const POLL_PAUSE_MS = 100;
+/** Each ClaimAvailableTasks waits this long for work before answering empty. */
+const CLAIM_WAIT_MS = 1_000;
+const CLAIMS = 20;
 
 interface Stores {
   lifecycle: Client<typeof Lifecycle>;
   snapshots: Client<typeof SnapshotStore>;
-  signals: Client<typeof SignalStore>;
   claims: Client<typeof TaskClaimStore>;
 }
 
@@ -112,34 +114,18 @@ async function notFoundBranch(stores: Stores, instanceId: string): Promise<boole
   return error.code === Code.NotFound;
 }
 
-/** The instance's snapshot, or undefined once it was deleted (ErrorInfo reason NOT_FOUND). */
-async function loadIfPresent(stores: Stores, instanceId: string): Promise<WorkflowSnapshot | undefined> {
-  try {
-    return (await stores.snapshots.loadSnapshot({ instanceId })).snapshot;
-  } catch (thrown) {
-    if (persistenceError(thrown).reason === "NOT_FOUND") {
-      return undefined;
-    }
-    throw thrown;
+/** SIZE-1.1: the task's input travels once, inside its snapshot: the initial input before any task completed,
+ * else the output of the last completed task. */
+function taskInput(task: AvailableTask): Uint8Array {
+  const snapshot = task.snapshot;
+  if (!task.inputInSnapshot || snapshot === undefined) {
+    return task.input;
   }
-}
-
-/** The post-claim guard: the claim says nothing about whether the task is still the current one. */
-async function stillCurrent(stores: Stores, task: AvailableTask): Promise<WorkflowSnapshot | undefined> {
-  const snapshot = await loadIfPresent(stores, task.instanceId);
-  if (snapshot?.state.case !== "inProgress") {
-    return undefined;
+  if (snapshot.state.case !== "inProgress" || snapshot.state.value.lastCompletedTaskId === undefined) {
+    return snapshot.initialInput ?? new Uint8Array();
   }
-  const { position, completedTasks } = snapshot.state.value;
-  const atTask = position?.position.case === "atTask" && sameBytes(position.position.value.taskId, task.taskId);
-  if (!atTask || completedTasks.some((result) => sameBytes(result.taskId, task.taskId))) {
-    return undefined;
-  }
-  const { controlSignal } = await stores.signals.checkControlSignals({
-    instanceId: task.instanceId,
-    interruptedAtTask: task.taskId,
-  });
-  return controlSignal === undefined ? snapshot : undefined;
+  const last = snapshot.state.value.lastCompletedTaskId;
+  return snapshot.state.value.completedTasks.find((result) => sameBytes(result.taskId, last))?.output ?? new Uint8Array();
 }
 
 /** Runs the task while extending its claim every HEARTBEAT_MS. */
@@ -155,76 +141,62 @@ async function withHeartbeat<T>(stores: Stores, key: ClaimKey, run: () => Promis
   }
 }
 
-/** Records the output, then completes the workflow with it; both writes fenced by the claim. */
-async function completeFenced(
-  stores: Stores,
-  snapshot: WorkflowSnapshot,
-  key: ClaimKey,
-  output: Uint8Array,
-): Promise<boolean> {
+/** The snapshot with the task's output recorded: still InProgress, so LoadTaskResult keeps answering later. */
+function recordedSnapshot(snapshot: WorkflowSnapshot, taskId: Uint8Array, output: Uint8Array): WorkflowSnapshot {
   const recorded = clone(WorkflowSnapshotSchema, snapshot);
-  if (recorded.state.case !== "inProgress") {
-    return false;
+  if (recorded.state.case === "inProgress") {
+    recorded.state.value.completedTasks.push(create(TaskResultSchema, { taskId, output }));
+    recorded.state.value.lastCompletedTaskId = taskId;
   }
-  recorded.state.value.completedTasks.push(create(TaskResultSchema, { taskId: key.taskId, output }));
-  recorded.state.value.lastCompletedTaskId = key.taskId;
   recorded.updatedAt = timestampNow();
-  const completed = clone(WorkflowSnapshotSchema, recorded);
-  completed.state = { case: "completed", value: create(CompletedStateSchema, { finalOutput: output }) };
-  completed.taskDeadline = undefined;
-  const { taskId, workerId } = key;
-  for (const next of [recorded, completed]) {
-    const { saved } = await stores.claims.saveSnapshotFenced({ snapshot: next, taskId, workerId });
-    if (!saved) {
-      return false; // the lease was lost: the successor owns the instance now, drop the result
-    }
-  }
-  return true;
+  return recorded;
 }
 
-/** Claims and runs one available task; returns its output, or undefined when it was not ours to run. */
-async function runTask(stores: Stores, task: AvailableTask, workerId: string): Promise<Uint8Array | undefined> {
+/** The workflow completed with the last task's output. */
+function completedSnapshot(recorded: WorkflowSnapshot, output: Uint8Array): WorkflowSnapshot {
+  const done = clone(WorkflowSnapshotSchema, recorded);
+  done.state = { case: "completed", value: create(CompletedStateSchema, { finalOutput: output }) };
+  done.taskDeadline = undefined;
+  return done;
+}
+
+/** Runs one claimed task; returns its output, or undefined when the lease was lost before it completed. */
+async function runTask(stores: Stores, claimed: ClaimedTask, workerId: string): Promise<Uint8Array | undefined> {
+  const task = claimed.task;
+  if (task?.snapshot === undefined) {
+    return undefined;
+  }
   const key: ClaimKey = { instanceId: task.instanceId, taskId: task.taskId, workerId };
-  const { claim } = await stores.claims.claimTask({ ...key, ttl: durationFromMs(CLAIM_TTL_MS) });
-  if (claim === undefined) {
-    return undefined; // another worker holds it
+  const output = await withHeartbeat(stores, key, () => greet(taskInput(task)));
+  // The last task: record its output (a fenced save), then complete the workflow and end the claim at once.
+  // A task with a successor would send one CompleteTask: its output recorded and the next position.
+  const recorded = recordedSnapshot(task.snapshot, task.taskId, output);
+  const first = await stores.claims.saveSnapshotFenced({ snapshot: recorded, taskId: task.taskId, workerId });
+  if (!first.saved) {
+    return undefined; // the lease was lost: the successor owns the instance now, drop the result
   }
-  try {
-    const snapshot = await stillCurrent(stores, task);
-    if (snapshot === undefined) {
-      return undefined;
-    }
-    const output = await withHeartbeat(stores, key, () => greet(task.input));
-    return (await completeFenced(stores, snapshot, key, output)) ? output : undefined;
-  } finally {
-    await releaseClaim(stores, key);
-  }
+  const snapshot = completedSnapshot(recorded, output);
+  const { saved } = await stores.claims.completeTask({ snapshot, taskId: task.taskId, workerId });
+  return saved ? output : undefined;
 }
 
-/** Releases a claim; one that already lapsed (NOT_FOUND) or passed to another worker (CLAIM_LOST) needs nothing. */
-async function releaseClaim(stores: Stores, key: ClaimKey): Promise<void> {
-  try {
-    await stores.claims.releaseTaskClaim(key);
-  } catch (thrown) {
-    const { reason } = persistenceError(thrown);
-    if (reason !== "NOT_FOUND" && reason !== "CLAIM_LOST") {
-      throw thrown;
-    }
-  }
-}
-
-/** Polls for tasks of this worker's workflow and runs them until `instanceId` is done. */
+/** Claims tasks of this worker's workflow (waiting for them) and runs them until `instanceId` is done. */
 async function work(stores: Stores, instanceId: string, workerId: string): Promise<Uint8Array | undefined> {
-  for (let poll = 0; poll < POLLS; poll++) {
-    const { tasks } = await stores.claims.findAvailableTasks({ workerId, limit: 10 });
-    // A worker runs only the workflows it has code for: here, one definition.
-    for (const task of tasks.filter((t) => sameBytes(t.definitionHash, DEFINITION_HASH))) {
-      const output = await runTask(stores, task, workerId);
-      if (output !== undefined && task.instanceId === instanceId) {
+  for (let round = 0; round < CLAIMS; round++) {
+    const { tasks } = await stores.claims.claimAvailableTasks({
+      workerId,
+      limit: 10,
+      ttl: durationFromMs(CLAIM_TTL_MS),
+      // A worker runs only the workflows it has code for: here, one definition.
+      definitionHashes: [DEFINITION_HASH],
+      wait: durationFromMs(CLAIM_WAIT_MS),
+    });
+    for (const claimed of tasks) {
+      const output = await runTask(stores, claimed, workerId);
+      if (output !== undefined && claimed.task?.instanceId === instanceId) {
         return output;
       }
     }
-    await sleep(POLL_PAUSE_MS);
   }
   return undefined;
 }
@@ -237,7 +209,6 @@ async function main(): Promise<number> {
   const stores: Stores = {
     lifecycle: createClient(Lifecycle, transport),
     snapshots: createClient(SnapshotStore, transport),
-    signals: createClient(SignalStore, transport),
     claims: createClient(TaskClaimStore, transport),
   };
 

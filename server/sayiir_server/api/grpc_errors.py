@@ -36,7 +36,7 @@ from sayiir_client.errors import (
     RunConflictError,
     SerializationError,
 )
-from sayiir_server.api.validation import InvalidFieldError
+from sayiir_server.domain.errors import InvalidFieldError
 from sayiir_server.mesh.calls import instance_id_of
 
 DOMAIN = ERROR_DOMAIN

@@ -17,6 +17,7 @@ from sayiir_server import __version__
 from sayiir_server.api.health import BackendHealthMonitor
 from sayiir_server.api.servicers import SERVICE_NAMES, Drain, mount, persistence_servicers
 from sayiir_server.domain.engine import Engine
+from sayiir_server.domain.sizes import SizeLimits
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class ServerOptions:
 
 def add_persistence_servicers(server: grpc.aio.Server, backend: Engine, options: ServerOptions) -> Drain:
     """Mount the five persistence services on any aio server; start the returned Drain to end open waits."""
+    backend.limits = SizeLimits(options.max_message_bytes)
     drain = Drain()
     for servicer in persistence_servicers(backend, drain, options.max_wait_timeout):
         mount(server, servicer)

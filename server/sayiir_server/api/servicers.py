@@ -16,11 +16,14 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
 from sayiir_client.v1 import service_pb2, service_pb2_grpc
 from sayiir_server.api import validation
 from sayiir_server.api.grpc_errors import MalformedRequest, translate_errors
+from sayiir_server.api.page_tokens import PageTokens, decode_list_cursor, encode_list_cursor, fingerprint
 from sayiir_server.domain.engine import Engine
+from sayiir_server.domain.sizes import wire_task
 from sayiir_server.mesh.tracing import call_trace_parent, inherit_trace_parent
 
 _T = TypeVar("_T")
@@ -65,6 +68,12 @@ class SnapshotStoreServicer(service_pb2_grpc.SnapshotStoreServicer):
 
     def __init__(self, backend: Engine) -> None:
         self._backend = backend
+        self._tokens: PageTokens | None = None
+
+    async def _page_tokens(self) -> PageTokens:
+        if self._tokens is None:
+            self._tokens = PageTokens(await self._backend.page_token_key())
+        return self._tokens
 
     @translate_errors
     async def SaveSnapshot(self, request: rr.SaveSnapshotRequest, context: Context) -> rr.SaveSnapshotResponse:
@@ -92,13 +101,36 @@ class SnapshotStoreServicer(service_pb2_grpc.SnapshotStoreServicer):
     @translate_errors
     async def ListSnapshots(self, request: rr.ListSnapshotsRequest, context: Context) -> rr.ListSnapshotsResponse:
         page_size = validation.page_size(request.page_size)
-        after = validation.page_token(request.page_token)
+        tokens = await self._page_tokens()
+        after = validation.start_after(request) or None
+        if request.page_token:
+            after = tokens.read(request.page_token, "ListSnapshots", b"").decode()
         # One id more than asked tells whether another page follows.
         ids = await self._backend.list_snapshots_page(after, page_size + 1)
         if len(ids) <= page_size:
             return rr.ListSnapshotsResponse(instance_ids=ids)
         page = ids[:page_size]
-        return rr.ListSnapshotsResponse(instance_ids=page, next_page_token=validation.encode_page_token(page[-1]))
+        token = tokens.issue("ListSnapshots", b"", page[-1].encode())
+        return rr.ListSnapshotsResponse(instance_ids=page, next_page_token=token)
+
+    @translate_errors
+    async def ListWorkflows(self, request: rr.ListWorkflowsRequest, context: Context) -> rr.ListWorkflowsResponse:
+        wanted = validation.workflow_filter(request)
+        page_size = validation.page_size(request.page_size)
+        tokens = await self._page_tokens()
+        filters = rr.ListWorkflowsRequest()
+        filters.CopyFrom(request)
+        filters.ClearField("page_size")
+        filters.ClearField("page_token")
+        bound = fingerprint(filters.SerializeToString(deterministic=True))
+        after = (
+            decode_list_cursor(tokens.read(request.page_token, "ListWorkflows", bound)) if request.page_token else None
+        )
+        summaries, following = await self._backend.list_workflows(
+            wanted, after, page_size, max_bytes=self._backend.limits.max_message_bytes
+        )
+        token = tokens.issue("ListWorkflows", bound, encode_list_cursor(following)) if following is not None else ""
+        return rr.ListWorkflowsResponse(workflows=summaries, next_page_token=token)
 
 
 class SignalStoreServicer(service_pb2_grpc.SignalStoreServicer):
@@ -131,6 +163,7 @@ class SignalStoreServicer(service_pb2_grpc.SignalStoreServicer):
     async def SendEvent(self, request: rr.SendEventRequest, context: Context) -> rr.SendEventResponse:
         instance_id = validation.instance_id(request.instance_id)
         signal_name = validation.signal_name(request.signal_name)
+        validation.payload(request.payload, self._backend.limits.max_snapshot_bytes)
         await self._backend.send_event(instance_id, signal_name, request.payload)
         return rr.SendEventResponse()
 
@@ -211,9 +244,42 @@ class TaskClaimStoreServicer(service_pb2_grpc.TaskClaimStoreServicer):
         limit = validation.find_limit(request.limit)
         aging_interval = validation.aging_interval(request)
         tasks = await self._backend.find_available_tasks(
-            worker_id, limit, aging_interval, validation.tags(request.worker_tags, "worker_tags")
+            worker_id,
+            limit,
+            aging_interval,
+            validation.tags(request.worker_tags, "worker_tags"),
+            max_bytes=self._backend.limits.max_message_bytes,
         )
-        return rr.FindAvailableTasksResponse(tasks=tasks)
+        return rr.FindAvailableTasksResponse(tasks=[wire_task(task) for task in tasks])
+
+    @translate_errors
+    async def ClaimAvailableTasks(
+        self, request: rr.ClaimAvailableTasksRequest, context: Context
+    ) -> rr.ClaimAvailableTasksResponse:
+        ttl = validation.claim_ttl(request, is_required=True)
+        assert ttl is not None  # is_required=True raised otherwise
+        claiming = self._backend.claim_available_tasks(
+            validation.worker_id(request.worker_id),
+            validation.find_limit(request.limit),
+            ttl,
+            aging_interval=validation.aging_interval(request),
+            worker_tags=validation.tags(request.worker_tags, "worker_tags"),
+            definition_hashes=validation.definition_hashes(request.definition_hashes),
+            wait=validation.claim_wait(request, self._max_wait_timeout),
+            max_bytes=self._backend.limits.max_message_bytes,
+        )
+        # A draining server answers at once: a waiting claimer reconnects elsewhere.
+        _, claimed = await self._drain.race(claiming)
+        tasks = [pb.ClaimedTask(task=wire_task(item.task), claim=item.claim) for item in claimed or ()]
+        return rr.ClaimAvailableTasksResponse(tasks=tasks)
+
+    @translate_errors
+    async def CompleteTask(self, request: rr.CompleteTaskRequest, context: Context) -> rr.CompleteTaskResponse:
+        validation.required(request, "snapshot", "snapshot")
+        snapshot = inherit_trace_parent(validation.snapshot(request.snapshot), context)
+        task_id = validation.id_bytes(request.task_id, "task_id")
+        saved = await self._backend.complete_task(snapshot, task_id, validation.worker_id(request.worker_id))
+        return rr.CompleteTaskResponse(saved=saved)
 
     @translate_errors
     async def WaitForWakeup(self, request: rr.WaitForWakeupRequest, context: Context) -> rr.WaitForWakeupResponse:
@@ -252,7 +318,7 @@ class TaskClaimStoreServicer(service_pb2_grpc.TaskClaimStoreServicer):
     async def FindHintedTask(self, request: rr.FindHintedTaskRequest, context: Context) -> rr.FindHintedTaskResponse:
         validation.required(request, "hint", "hint")
         task = await self._backend.find_hinted_task(validation.wakeup_hint(request.hint))
-        return rr.FindHintedTaskResponse(task=task)
+        return rr.FindHintedTaskResponse(task=None if task is None else wire_task(task))
 
     @translate_errors
     async def SaveSnapshotFenced(

@@ -8,10 +8,8 @@ the form the storage Protocols take (timedelta for durations, None for absent).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from google.protobuf.duration_pb2 import Duration
@@ -21,7 +19,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
-from sayiir_server.domain.model import ID_BYTES, MAX_INSTANCE_ID_BYTES, ConflictPolicy, SignalKind
+from sayiir_server.domain.errors import InvalidFieldError
+from sayiir_server.domain.listing import STATES, WorkflowFilter
+from sayiir_server.domain.model import ID_BYTES, MAX_INSTANCE_ID_BYTES, ConflictPolicy, SignalKind, to_datetime
+from sayiir_server.domain.sizes import MAX_TRACE_PARENT_BYTES
 from sayiir_server.domain.traits import MAX_FIND_LIMIT
 
 DEFAULT_PAGE_SIZE = 100
@@ -39,18 +40,9 @@ _MAX_DURATION_SECONDS = 315_576_000_000
 _MAX_NANOS = 999_999_999
 
 _SIGNAL_KINDS = frozenset({enums.SIGNAL_KIND_CANCEL, enums.SIGNAL_KIND_PAUSE})
+_STATE_NAMES = {value: name for name, value in STATES.items()}
+_ORDERS = frozenset(enums.WorkflowOrder.values())
 _CONFLICT_POLICIES = frozenset(enums.ConflictPolicy.values())
-
-
-class InvalidFieldError(Exception):
-    """A request field is malformed: INVALID_ARGUMENT with ErrorInfo reason INVALID_ARGUMENT and metadata "field"."""
-
-    reason = "INVALID_ARGUMENT"
-
-    def __init__(self, field: str, description: str) -> None:
-        super().__init__(f"invalid {field}: {description}")
-        self.field = field
-        self.description = description
 
 
 # --- scalars -------------------------------------------------------------------------------------------------------
@@ -92,17 +84,35 @@ def optional_id_bytes(message: Message, name: str, field: str) -> bytes | None:
     return id_bytes(value, field)
 
 
+MAX_WORKER_ID_BYTES = 256
+
+
 def worker_id(value: str, field: str = "worker_id") -> str:
+    """ID-1.4: 1 to 256 bytes of UTF-8, no NUL."""
     text(value, field)
     if not value:
         raise InvalidFieldError(field, "must not be empty")
+    length = len(value.encode())
+    if length > MAX_WORKER_ID_BYTES:
+        raise InvalidFieldError(field, f"is {length} bytes long, the maximum is {MAX_WORKER_ID_BYTES}")
     return value
+
+
+def definition_hashes(values: Iterable[bytes], field: str = "definition_hashes") -> tuple[bytes, ...]:
+    return tuple(id_bytes(value, f"{field}[{index}]") for index, value in enumerate(values))
 
 
 def signal_name(value: str, field: str = "signal_name") -> str:
     text(value, field)
     if not value:
         raise InvalidFieldError(field, "must not be empty")
+    return value
+
+
+def payload(value: bytes, limit: int, field: str = "payload") -> bytes:
+    """SIZE-2.2: an event payload no snapshot could hold once recorded is refused when sent."""
+    if len(value) > limit:
+        raise InvalidFieldError(field, f"is {len(value)} bytes, over the limit of {limit} (--max-message-bytes)")
     return value
 
 
@@ -140,24 +150,6 @@ def page_size(value: int, field: str = "page_size") -> int:
     return value or DEFAULT_PAGE_SIZE
 
 
-def encode_page_token(last_instance_id: str) -> str:
-    """The opaque token of the page after `last_instance_id` (urlsafe base64; clients must not look inside)."""
-    return base64.urlsafe_b64encode(last_instance_id.encode()).decode("ascii")
-
-
-def page_token(value: str, field: str = "page_token") -> str | None:
-    """The instance id the next page starts after; None for the first page (empty token)."""
-    if not value:
-        return None
-    try:
-        decoded = base64.urlsafe_b64decode(value.encode("ascii")).decode()
-    except (UnicodeError, binascii.Error, ValueError):
-        raise InvalidFieldError(field, "is not a token returned by ListSnapshots") from None
-    if encode_page_token(decoded) != value or not 0 < len(decoded.encode()) <= MAX_INSTANCE_ID_BYTES:
-        raise InvalidFieldError(field, "is not a token returned by ListSnapshots")
-    return decoded
-
-
 # --- well-known types ----------------------------------------------------------------------------------------------
 
 
@@ -193,7 +185,10 @@ def required(message: Message, name: str, field: str) -> None:
 
 
 def claim_ttl(
-    request: rr.ClaimTaskRequest | rr.ExtendTaskClaimRequest, *, is_required: bool, field: str = "ttl"
+    request: rr.ClaimTaskRequest | rr.ExtendTaskClaimRequest | rr.ClaimAvailableTasksRequest,
+    *,
+    is_required: bool,
+    field: str = "ttl",
 ) -> timedelta | None:
     """A lease length: not negative, at most MAX_TTL; absent is None (never expires) unless required."""
     if not request.HasField("ttl"):
@@ -212,11 +207,58 @@ def wait_timeout(request: rr.WaitForWakeupRequest, cap: timedelta, field: str = 
     return min(non_negative_duration(request.timeout, field), cap)
 
 
-def aging_interval(request: rr.FindAvailableTasksRequest, field: str = "aging_interval") -> timedelta:
+def claim_wait(request: rr.ClaimAvailableTasksRequest, cap: timedelta, field: str = "wait") -> timedelta:
+    """ClaimAvailableTasks' wait: absent is zero (answer at once), not negative, longer than the cap is the cap."""
+    if not request.HasField("wait"):
+        return timedelta(0)
+    return min(non_negative_duration(request.wait, field), cap)
+
+
+def aging_interval(
+    request: rr.FindAvailableTasksRequest | rr.ClaimAvailableTasksRequest, field: str = "aging_interval"
+) -> timedelta:
     """Any in-range duration; absent, zero or negative is allowed (the engine counts each as 1 s: DISP-4.3)."""
     if not request.HasField("aging_interval"):
         return timedelta(0)
     return duration(request.aging_interval, field)
+
+
+def start_after(request: rr.ListSnapshotsRequest, field: str = "start_after") -> str:
+    """ListSnapshots' resume point instead of a token: any text (no NUL); not together with a page_token."""
+    if request.start_after and request.page_token:
+        raise InvalidFieldError(field, "must not be given together with page_token")
+    return text(request.start_after, field)
+
+
+def workflow_filter(request: rr.ListWorkflowsRequest) -> WorkflowFilter:
+    """LIST-1: the filters of a ListWorkflows request, each checked and named in errors."""
+    states = []
+    for index, state in enumerate(request.states):
+        name = _STATE_NAMES.get(state)
+        if name is None:
+            raise InvalidFieldError(f"states[{index}]", f"must be a WorkflowState other than UNSPECIFIED, got {state}")
+        states.append(name)
+    if request.order not in _ORDERS:
+        raise InvalidFieldError("order", f"unknown WorkflowOrder {request.order}")
+    definition = id_bytes(request.definition_hash, "definition_hash") if request.HasField("definition_hash") else None
+    prefix = text(request.instance_id_prefix, "instance_id_prefix")
+    if len(prefix.encode()) > MAX_INSTANCE_ID_BYTES:
+        raise InvalidFieldError("instance_id_prefix", f"must be at most {MAX_INSTANCE_ID_BYTES} bytes")
+    return WorkflowFilter(
+        states=tuple(dict.fromkeys(states)),
+        definition_hash=definition,
+        tag=text(request.tag, "tag") if request.HasField("tag") else None,
+        prefix=prefix,
+        updated_after=_optional_time(request, "updated_after"),
+        updated_before=_optional_time(request, "updated_before"),
+        newest_first=request.order != enums.WORKFLOW_ORDER_INSTANCE_ID,
+    )
+
+
+def _optional_time(message: Message, name: str) -> datetime | None:
+    if not message.HasField(name):
+        return None
+    return to_datetime(timestamp(getattr(message, name), name))
 
 
 # --- messages ------------------------------------------------------------------------------------------------------
@@ -259,6 +301,8 @@ def snapshot(value: pb.WorkflowSnapshot, field: str = "snapshot") -> pb.Workflow
     if value.HasField("task_priority"):
         priority(value.task_priority, f"{field}.task_priority")
     tags(value.task_tags, f"{field}.task_tags")
+    if value.HasField("trace_parent") and len(value.trace_parent.encode()) > MAX_TRACE_PARENT_BYTES:
+        raise InvalidFieldError(f"{field}.trace_parent", f"must be at most {MAX_TRACE_PARENT_BYTES} bytes")
     return value
 
 

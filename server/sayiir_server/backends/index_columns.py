@@ -37,6 +37,7 @@ class IndexColumns:
     """Of the ready task's retry state: the worker its last attempt failed on."""
     next_retry_at: Timestamp | None
     """Of the ready task's retry state: when it may run again."""
+    definition_hash: bytes
 
 
 def index_columns(snapshot: pb.WorkflowSnapshot) -> IndexColumns:
@@ -57,6 +58,7 @@ def index_columns(snapshot: pb.WorkflowSnapshot) -> IndexColumns:
         tags=list(snapshot.task_tags),
         last_failed_worker=retry.last_failed_worker if retry.HasField("last_failed_worker") else None,
         next_retry_at=retry.next_retry_at if retry.HasField("next_retry_at") else None,
+        definition_hash=snapshot.definition_hash,
     )
 
 

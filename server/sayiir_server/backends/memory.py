@@ -24,8 +24,9 @@ from google.protobuf.message import Message
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.api.wakeups import WakeupHub
 from sayiir_server.backends.index_columns import IndexColumns, index_columns
-from sayiir_server.domain import claims, dispatch
+from sayiir_server.domain import claims, dispatch, listing
 from sayiir_server.domain.engine import Clock, Engine
+from sayiir_server.domain.listing import ListCursor, ListedRow, WorkflowFilter
 from sayiir_server.domain.model import SignalKind, state_of, utc_now
 from sayiir_server.domain.port import (
     Candidate,
@@ -70,6 +71,7 @@ class _Tables:
     signals: dict[tuple[str, SignalKind], pb.SignalRequest] = field(default_factory=dict)
     events: dict[tuple[str, str], deque[bytes]] = field(default_factory=dict)
     claims: dict[ClaimKey, pb.TaskClaim] = field(default_factory=dict)
+    secrets: dict[str, bytes] = field(default_factory=dict)
 
 
 class MemoryStorage:
@@ -173,6 +175,12 @@ class MemoryTransaction:
         await self.put(write)
         return True
 
+    async def put_and_release(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
+        if not await self.put_if_claimed(write, task_id, worker_id, now):
+            return False
+        self._set(self._t.claims, (write.snapshot.instance_id, task_id), None)
+        return True
+
     async def delete(self, instance_id: str) -> bool:
         if instance_id not in self._t.rows:
             return False
@@ -183,6 +191,27 @@ class MemoryTransaction:
         # Python orders str by code point, which is exactly the order of their UTF-8 bytes.
         ids = sorted(instance_id for instance_id in self._t.rows if after is None or instance_id > after)
         return ids[:limit]
+
+    async def secret(self, name: str, candidate: bytes) -> bytes:
+        if name not in self._t.secrets:
+            self._set(self._t.secrets, name, candidate)
+        return self._t.secrets[name]
+
+    async def list_workflows(self, wanted: WorkflowFilter, after: ListCursor | None, limit: int) -> list[ListedRow]:
+        selected = [
+            row.snapshot
+            for row in self._t.rows.values()
+            if listing.matches(row.snapshot, wanted) and listing.after_cursor(row.snapshot, after, wanted.newest_first)
+        ]
+        page = listing.in_order(selected, wanted.newest_first)[:limit]
+        return [self._listed(self._t.rows[snapshot.instance_id]) for snapshot in page]
+
+    def _listed(self, row: _Row) -> ListedRow:
+        instance_id = row.snapshot.instance_id
+        task_id = row.columns.current_task_id
+        claim = self._t.claims.get((instance_id, task_id)) if task_id is not None else None
+        pending = {kind: _copy(request) for (owner, kind), request in self._t.signals.items() if owner == instance_id}
+        return ListedRow(_copy(row.snapshot), pending, claim and _copy(claim))
 
     # -- signals and events ----------------------------------------------------------------------
 
@@ -291,6 +320,9 @@ class MemoryTransaction:
             if (after is None or (updated_us, instance_id) > after) and len(page) < query.page_size:
                 page.append(self._candidate(row))
         return pages
+
+    async def signalled_among(self, instance_ids: Sequence[str]) -> set[str]:
+        return {instance_id for instance_id in instance_ids if self._signalled(instance_id)}
 
     async def hinted(self, instance_id: str, task_id: bytes) -> Candidate | None:
         row = self._t.rows.get(instance_id)

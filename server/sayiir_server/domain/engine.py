@@ -8,14 +8,19 @@ docs/behaviour.md.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
 from sayiir_client.errors import AlreadyExistsError, BackendError, NotFoundError, RunBackendFailureError
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.domain import claims, dispatch, runs, selection
+from sayiir_server.domain import claims, dispatch, listing, runs, selection
+from sayiir_server.domain.listing import ListCursor, WorkflowFilter
 from sayiir_server.domain.model import (
     CANCEL,
     PAUSE,
@@ -29,10 +34,34 @@ from sayiir_server.domain.model import (
 )
 from sayiir_server.domain.port import Candidate, Lock, StoragePort, Transaction, Wakeups, Write
 from sayiir_server.domain.signals import SignalAdmission, admit_signal, apply_cancel, apply_pause, apply_unpause
+from sayiir_server.domain.sizes import UNLIMITED, SizeLimits, SnapshotTooLargeError, fitting
 from sayiir_server.domain.snapshots import lookup_task_result, record_task_result, retains
 from sayiir_server.domain.traits import MAX_FIND_LIMIT, Backend
 
 Clock = Callable[[], datetime]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClaimDemand:
+    """What one ClaimAvailableTasks asks for."""
+
+    worker_id: str
+    limit: int
+    ttl: timedelta
+    aging_interval: timedelta
+    worker_tags: Sequence[str] = ()
+    definition_hashes: Sequence[bytes] = ()
+    wait: timedelta = timedelta(0)
+    max_bytes: int | None = None
+    """The response's message limit (SIZE-1.2); None: no limit."""
+
+
+CLAIM_RECHECK_SECONDS: Final = 1.0
+"""A waiting ClaimAvailableTasks looks again at least this often (delays come due without a hint)."""
+
+PAGE_TOKEN_KEY: Final = "page-token-key"
 
 ADVANCE_BATCH: Final = 256
 """DISP-2: most due delays and signal waits one find advances; the rest wait for the next find."""
@@ -59,10 +88,15 @@ def write_of(snapshot: pb.WorkflowSnapshot) -> Write:
 class Engine(Backend):
     """The storage traits over a port; `wakeups` is the server's hub, which the port's committed hints reach."""
 
-    def __init__(self, storage: StoragePort, wakeups: Wakeups, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, storage: StoragePort, wakeups: Wakeups, clock: Clock = utc_now, limits: SizeLimits = UNLIMITED
+    ) -> None:
         self.storage = storage
         self.wakeups = wakeups
         self._clock = clock
+        self.limits = limits
+        """SIZE-*: set by the server from its message limit (unlimited for a bare engine)."""
+        self._page_token_key: bytes | None = None
 
     def now(self) -> datetime:
         return self._clock()
@@ -70,11 +104,14 @@ class Engine(Backend):
     # -- SnapshotStore ---------------------------------------------------------------------------
 
     async def save_snapshot(self, snapshot: pb.WorkflowSnapshot) -> None:
+        self.limits.check(snapshot, "snapshot")
         write = write_of(snapshot)
         await self.storage.write(lambda tx: tx.put(write))
 
     async def save_snapshots(self, snapshots: Sequence[pb.WorkflowSnapshot]) -> None:
         """Save many snapshots in one transaction (bulk imports and seeding)."""
+        for index, snapshot in enumerate(snapshots):
+            self.limits.check(snapshot, f"snapshots[{index}]")
         writes = [write_of(snapshot) for snapshot in snapshots]
 
         async def put_all(tx: Transaction) -> None:
@@ -89,6 +126,7 @@ class Engine(Backend):
         async def record(tx: Transaction) -> None:
             snapshot = await self._locked(tx, instance_id)
             if record_task_result(snapshot, task_id, output, now):
+                self.limits.check(snapshot, "output")
                 await tx.put(write_of(snapshot))
 
         await self.storage.write(record)
@@ -114,7 +152,36 @@ class Engine(Backend):
     async def list_snapshots_page(self, after: str | None, limit: int) -> list[str]:
         return await self.storage.read(lambda tx: tx.list_ids(after, limit))
 
+    async def list_workflows(
+        self, wanted: WorkflowFilter, after: ListCursor | None, limit: int, *, max_bytes: int | None = None
+    ) -> tuple[list[pb.WorkflowSummary], ListCursor | None]:
+        """LIST-*: one page of summaries and the cursor of the next page (None after the last one).
+
+        With `max_bytes` the page stops before the summary that would not fit in one response (a page may
+        then be shorter than `limit`; the cursor goes on from the last summary that fit).
+        """
+        now = self.now()
+        rows = await self.storage.read(lambda tx: tx.list_workflows(wanted, after, limit + 1))
+        summaries: list[pb.WorkflowSummary] = []
+        used = 0
+        for row in rows[:limit]:
+            summary = listing.summarize(row, now)
+            used += summary.ByteSize() + 8
+            if max_bytes is not None and used > max_bytes and summaries:
+                return summaries, listing.cursor_of(rows[len(summaries) - 1].snapshot)
+            summaries.append(summary)
+        more = len(rows) > limit
+        return summaries, listing.cursor_of(rows[limit - 1].snapshot) if more else None
+
+    async def page_token_key(self) -> bytes:
+        """The key that signs page tokens (PAGE-1.3): one per deployment, kept by the store, shared by replicas."""
+        if self._page_token_key is None:
+            candidate = secrets.token_bytes(32)
+            self._page_token_key = await self.storage.write(lambda tx: tx.secret(PAGE_TOKEN_KEY, candidate))
+        return self._page_token_key
+
     async def insert_snapshot_if_absent(self, snapshot: pb.WorkflowSnapshot) -> bool:
+        self.limits.check(snapshot, "snapshot")
         write = write_of(snapshot)
         return await self.storage.write(lambda tx: tx.insert(write))
 
@@ -218,16 +285,92 @@ class Engine(Backend):
             raise claims.claim_error(instance_id, task_id, answer.holder)
 
     async def save_snapshot_fenced(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
+        self.limits.check(snapshot, "snapshot")
         write, now = write_of(snapshot), self.now()
         return await self.storage.write(lambda tx: tx.put_if_claimed(write, task_id, worker_id, now))
 
+    async def complete_task(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
+        """COMPLETE-1: the fenced save and the release of the claim in one transaction; False writes nothing."""
+        self.limits.check(snapshot, "snapshot")
+        write, now = write_of(snapshot), self.now()
+        return await self.storage.write(lambda tx: tx.put_and_release(write, task_id, worker_id, now))
+
     async def find_available_tasks(
-        self, worker_id: str, limit: int, aging_interval: timedelta, worker_tags: Sequence[str]
+        self,
+        worker_id: str,
+        limit: int,
+        aging_interval: timedelta,
+        worker_tags: Sequence[str],
+        *,
+        max_bytes: int | None = None,
     ) -> list[pb.AvailableTask]:
+        """DISP-*; with `max_bytes`, only the dispatch-order prefix that fits in one response (SIZE-1.2)."""
         now = self.now()
         await self._advance_due(now)
         demand = selection.Demand(worker_id, limit, clamp_aging_interval(aging_interval), tuple(worker_tags), now)
-        return await self.storage.read(lambda tx: selection.choose(tx, demand))
+        tasks = await self.storage.read(lambda tx: selection.choose(tx, demand))
+        return self._fitting(tasks, max_bytes)
+
+    def _fitting(self, tasks: list[pb.AvailableTask], max_bytes: int | None) -> list[pb.AvailableTask]:
+        kept, passed_over = fitting(tasks, max_bytes)
+        for instance_id in passed_over:
+            logger.warning("task of %r is too large to dispatch in one message: passed over (SIZE-1.3)", instance_id)
+        return kept
+
+    async def claim_available_tasks(
+        self,
+        worker_id: str,
+        limit: int,
+        ttl: timedelta,
+        *,
+        aging_interval: timedelta = timedelta(0),
+        worker_tags: Sequence[str] = (),
+        definition_hashes: Sequence[bytes] = (),
+        wait: timedelta = timedelta(0),
+        max_bytes: int | None = None,
+    ) -> list[pb.ClaimedTask]:
+        """CLAIM-AVAIL-*: find, claim and guard at once; with nothing to claim, wait up to `wait`."""
+        demand = ClaimDemand(worker_id, limit, ttl, aging_interval, worker_tags, definition_hashes, wait, max_bytes)
+        subscription = self.wakeups.subscribe(demand.worker_tags) if demand.wait > timedelta(0) else None
+        deadline = asyncio.get_running_loop().time() + demand.wait.total_seconds()
+        try:
+            while True:
+                claimed = await self._claim_ready(demand)
+                left = deadline - asyncio.get_running_loop().time()
+                if claimed or left <= 0 or subscription is None:
+                    return claimed
+                # A hint says a task became ready; a delay coming due sends none, hence the recheck.
+                await subscription.next(timedelta(seconds=min(left, CLAIM_RECHECK_SECONDS)))
+        finally:
+            if subscription is not None:
+                subscription.close()
+
+    async def _claim_ready(self, demand: ClaimDemand) -> list[pb.ClaimedTask]:
+        now = self.now()
+        await self._advance_due(now)
+        chosen = selection.Demand(
+            demand.worker_id,
+            demand.limit,
+            clamp_aging_interval(demand.aging_interval),
+            tuple(demand.worker_tags),
+            now,
+            definition_hashes=frozenset(demand.definition_hashes),
+            lock=True,
+        )
+
+        async def claim(tx: Transaction) -> list[pb.ClaimedTask]:
+            tasks = self._fitting(await selection.choose(tx, chosen), demand.max_bytes)
+            signalled = await tx.signalled_among([task.instance_id for task in tasks]) if tasks else set()
+            claimed = []
+            for task in tasks:
+                if task.instance_id in signalled:
+                    continue  # a request stored just before the lock: the guard says no
+                lease = claims.new_claim(task.instance_id, task.task_id, demand.worker_id, now, demand.ttl)
+                if await tx.claim(lease, now):
+                    claimed.append(pb.ClaimedTask(task=task, claim=lease))
+            return claimed
+
+        return await self.storage.write(claim)
 
     async def _advance_due(self, now: datetime) -> None:
         """DISP-1 and DISP-2: drop expired claims; move due delays and answered or timed-out signal waits on."""
@@ -244,8 +387,7 @@ class Engine(Backend):
 
         await self.storage.write(advance)
 
-    @staticmethod
-    async def _advance_one(tx: Transaction, candidate: Candidate, now: datetime) -> None:
+    async def _advance_one(self, tx: Transaction, candidate: Candidate, now: datetime) -> None:
         snapshot = candidate.snapshot
         if candidate.signalled or state_of(snapshot) != "in_progress":
             return  # a pending cancel or pause keeps the run where it is
@@ -259,6 +401,13 @@ class Engine(Backend):
             if payload is None and not dispatch.is_signal_timed_out(snapshot, now):
                 return
             dispatch.advance_past_signal(snapshot, payload or b"", now)
+        try:
+            self.limits.check(snapshot, "payload")
+        except SnapshotTooLargeError as error:
+            # SIZE-2.2: the event would make the run undeliverable; it fails, visibly, instead of blocking dispatch.
+            snapshot.failed.CopyFrom(
+                pb.FailedState(error=f"the event made the snapshot too large: {error.description}")
+            )
         await tx.put(write_of(snapshot))
 
     async def wait_for_wakeup(self, timeout: timedelta, worker_tags: Sequence[str] = ()) -> pb.TaskWakeupHint | None:
@@ -315,6 +464,7 @@ class Engine(Backend):
                 for kind in SIGNAL_KINDS:
                     await tx.delete_signal(instance_id, kind)
             snapshot = runs.fresh_snapshot(instance_id, definition_hash, input, first_task, self.now(), trace_parent)
+            self.limits.check(snapshot, "input")
             if await tx.insert(write_of(snapshot)):
                 return pb.PrepareRunOutcome(fresh=pb.FreshRun(snapshot=snapshot))
             return None  # another caller's insert won: look at its run

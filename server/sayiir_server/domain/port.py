@@ -23,12 +23,21 @@ from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from sayiir_client.v1 import messages_pb2 as pb
+from sayiir_server.domain.listing import ListCursor, ListedRow, WorkflowFilter
 from sayiir_server.domain.model import SignalKind
 
 _T = TypeVar("_T")
 
 WakeupSink = Callable[[pb.TaskWakeupHint], None]
 """Where a backend delivers the hints of committed writes (the server's WakeupHub.publish)."""
+
+
+class Subscription(Protocol):
+    """One subscriber's queue of hints."""
+
+    async def next(self, timeout: timedelta | None = None) -> pb.TaskWakeupHint | None: ...
+
+    def close(self) -> None: ...
 
 
 class Wakeups(Protocol):
@@ -43,6 +52,8 @@ class Wakeups(Protocol):
     def subscriber_count(self) -> int: ...
 
     def publish(self, hint: pb.TaskWakeupHint) -> None: ...
+
+    def subscribe(self, worker_tags: Sequence[str] = ()) -> Subscription: ...
 
     async def wait_for_wakeup(
         self, timeout: timedelta, worker_tags: Sequence[str] = ()
@@ -124,6 +135,10 @@ class ReadyQuery:
     worker_tags: Sequence[str]
     after: ReadyCursor
     page_size: int
+    definition_hashes: Sequence[bytes] = ()
+    """Only rows of these definitions; empty: any."""
+    lock: bool = False
+    """Lock the rows returned until commit, skipping rows another transaction holds (a claiming find)."""
 
 
 class Transaction(Protocol):
@@ -154,12 +169,24 @@ class Transaction(Protocol):
         """
         ...
 
+    async def put_and_release(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
+        """`put_if_claimed`, deleting the claim in the same write; False writes and deletes nothing."""
+        ...
+
     async def delete(self, instance_id: str) -> bool:
         """Delete the row and its retained results; False when there was none."""
         ...
 
     async def list_ids(self, after: str | None, limit: int) -> list[str]:
         """Up to `limit` instance ids above `after`, in ascending UTF-8 byte order."""
+        ...
+
+    async def list_workflows(self, wanted: WorkflowFilter, after: ListCursor | None, limit: int) -> list[ListedRow]:
+        """Up to `limit` rows the filter selects, after the cursor, in its order (LIST-1, LIST-2), through indexes."""
+        ...
+
+    async def secret(self, name: str, candidate: bytes) -> bytes:
+        """The stored secret `name`; the first caller's `candidate` is stored and returned to every later one."""
         ...
 
     # -- signals and events ----------------------------------------------------------------------
@@ -220,6 +247,10 @@ class Transaction(Protocol):
 
     async def ready_pages(self, query: ReadyQuery) -> dict[int, list[Candidate]]:
         """Pages of ready rows by priority, each by (updated_at, instance id), at most page_size rows each."""
+        ...
+
+    async def signalled_among(self, instance_ids: Sequence[str]) -> set[str]:
+        """Of these instances, those with a pending request; exact for rows this transaction has locked."""
         ...
 
     async def hinted(self, instance_id: str, task_id: bytes) -> Candidate | None:

@@ -33,11 +33,17 @@ class Demand:
     """Already clamped to at least one second."""
     worker_tags: Sequence[str]
     now: datetime
+    definition_hashes: frozenset[bytes] = frozenset()
+    """Only tasks of these definitions (a claiming worker's registered workflows); empty: any."""
+    lock: bool = False
+    """Lock the rows met (a claiming find)."""
 
 
 def accepted(candidate: Candidate, demand: Demand) -> bytes | None:
-    """DISP-3: the task id this row offers the worker, else None."""
+    """DISP-3 (and CLAIM-AVAIL's definition filter): the task id this row offers the worker, else None."""
     if candidate.signalled:
+        return None
+    if demand.definition_hashes and candidate.snapshot.definition_hash not in demand.definition_hashes:
         return None
     if candidate.claim is not None and claims.is_live(candidate.claim, demand.now):
         return None
@@ -86,7 +92,15 @@ async def _merge(transaction: Transaction, demand: Demand, *, failed_here: bool)
     return met
 
 
-def _query(demand: Demand, priority: int | None, after: ReadyCursor, failed_here: bool) -> ReadyQuery:
+PAGE_GROWTH = 4
+"""Each further page of one priority is this many times larger than the last, up to MAX_PAGE."""
+
+MAX_PAGE = 256
+
+
+def _query(
+    demand: Demand, priority: int | None, after: ReadyCursor, failed_here: bool, page_size: int | None = None
+) -> ReadyQuery:
     return ReadyQuery(
         priority=priority,
         failed_by=demand.worker_id if failed_here else None,
@@ -94,7 +108,9 @@ def _query(demand: Demand, priority: int | None, after: ReadyCursor, failed_here
         now=demand.now,
         worker_tags=demand.worker_tags,
         after=after,
-        page_size=demand.limit,
+        page_size=page_size or demand.limit,
+        definition_hashes=tuple(demand.definition_hashes),
+        lock=demand.lock,
     )
 
 
@@ -111,6 +127,7 @@ async def _stream(
     """The accepted candidates of one priority, in dispatch order, read a page at a time."""
     aging_seconds = demand.aging_interval.total_seconds()
     now_us = dispatch.datetime_micros(demand.now)
+    page_size = demand.limit
     while True:
         for candidate in page:
             snapshot = candidate.snapshot
@@ -120,9 +137,12 @@ async def _stream(
             updated_us = dispatch.timestamp_micros(snapshot.updated_at)
             effective = dispatch.effective_priority(priority, updated_us, now_us, aging_seconds)
             yield _Met(effective, snapshot.instance_id, 0, candidate)
-        if len(page) < demand.limit:
+        if len(page) < page_size:
             return
         last = page[-1].snapshot
         after = ReadyCursor(dispatch.timestamp_micros(last.updated_at), last.instance_id)
-        pages = await transaction.ready_pages(_query(demand, priority, after, failed_here))
+        # The first page holds `limit` rows, which usually suffice; when rows were turned down, read on in
+        # growing pages, so a find stays linear in the rows it reads however small its limit.
+        page_size = min(max(page_size * PAGE_GROWTH, demand.limit), max(MAX_PAGE, demand.limit))
+        pages = await transaction.ready_pages(_query(demand, priority, after, failed_here, page_size))
         page = pages.get(priority, [])

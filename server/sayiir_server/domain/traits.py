@@ -142,6 +142,29 @@ class TaskClaimStore(PersistentBackend, Protocol):
 
 
 @runtime_checkable
+class WorkerPath(Protocol):
+    """Beyond the crate's traits: the worker loop in two round trips (CLAIM-AVAIL-*, COMPLETE-*)."""
+
+    async def claim_available_tasks(
+        self,
+        worker_id: str,
+        limit: int,
+        ttl: timedelta,
+        *,
+        aging_interval: timedelta = ...,
+        worker_tags: Sequence[str] = (),
+        definition_hashes: Sequence[bytes] = (),
+        wait: timedelta = ...,
+    ) -> list[pb.ClaimedTask]:
+        """Find, claim and guard up to `limit` tasks at once; with none available, wait up to `wait`."""
+        ...
+
+    async def complete_task(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
+        """The fenced save and the release of the claim in one transaction; False writes nothing."""
+        ...
+
+
+@runtime_checkable
 class TaskResultStore(Protocol):
     """Read access to single task results."""
 
@@ -167,7 +190,7 @@ class Lifecycle(Protocol):
 
 
 @runtime_checkable
-class Backend(TaskClaimStore, TaskResultStore, Lifecycle, Protocol):
+class Backend(TaskClaimStore, WorkerPath, TaskResultStore, Lifecycle, Protocol):
     """Every trait and prepare_run, plus the lifecycle of what serves them."""
 
     async def check_health(self) -> None:

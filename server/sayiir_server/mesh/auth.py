@@ -54,6 +54,7 @@ READER_METHODS: Final = frozenset(
     {
         _method_path("SnapshotStore", "LoadSnapshot"),
         _method_path("SnapshotStore", "ListSnapshots"),
+        _method_path("SnapshotStore", "ListWorkflows"),
         _method_path("SignalStore", "GetSignal"),
         _method_path("TaskResultStore", "LoadTaskResult"),
     }

@@ -33,7 +33,8 @@ from sayiir_server.backends.postgres.rows import (
     snapshot_row,
 )
 from sayiir_server.backends.stored import decode_signal_request, decode_snapshot
-from sayiir_server.domain import dispatch
+from sayiir_server.domain import dispatch, listing
+from sayiir_server.domain.listing import ListCursor, ListedRow, WorkflowFilter
 from sayiir_server.domain.model import SignalKind, timestamp, to_datetime
 from sayiir_server.domain.port import Candidate, ClaimAnswer, Composite, DueWork, Lock, ReadyQuery, WakeupSink, Write
 
@@ -108,6 +109,7 @@ class PostgresStore:
         store = cls(pool, parsed.dsn, parsed.description, options, deliver)
         try:
             await store.run(lambda connection: migrate(connection, options.schema))
+            await store.run(fill_definition_hashes)
             store.listener.start()
             await store.listener.wait_listening(options.connect_timeout)
         except BaseException:
@@ -188,6 +190,20 @@ class PostgresStore:
         return self._description
 
 
+BACKFILL_BATCH = 1000
+
+
+async def fill_definition_hashes(connection: Connection) -> int:
+    """Give rows written before migration 0002 their definition_hash column, a batch per statement."""
+    filled = 0
+    while rows := await connection.fetch(queries.WITHOUT_DEFINITION, BACKFILL_BATCH):
+        ids = [row["instance_id"] for row in rows]
+        hashes = [decode_snapshot(row["snapshot"]).definition_hash for row in rows]
+        await connection.execute(queries.SET_DEFINITIONS, ids, hashes)
+        filled += len(rows)
+    return filled
+
+
 class PostgresTransaction:
     """The port's row operations on one connection (inside a transaction for writes)."""
 
@@ -221,11 +237,45 @@ class PostgresTransaction:
         args = (*self._write_args(write), task_id, worker_id, now)
         return bool(await self._db.fetch(queries.SAVE_SNAPSHOT_FENCED, *args))
 
+    async def put_and_release(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
+        args = (*self._write_args(write), task_id, worker_id, now)
+        return bool(await self._db.fetch(queries.SAVE_SNAPSHOT_AND_RELEASE, *args))
+
     async def delete(self, instance_id: str) -> bool:
         return await self._db.fetchval(queries.DELETE_SNAPSHOT, instance_id) is not None
 
     async def list_ids(self, after: str | None, limit: int) -> list[str]:
         return [row["instance_id"] for row in await self._db.fetch(queries.LIST_SNAPSHOTS_PAGE, after, limit)]
+
+    async def secret(self, name: str, candidate: bytes) -> bytes:
+        await self._db.execute(queries.PUT_SECRET_IF_ABSENT, name, candidate)
+        value: bytes = await self._db.fetchval(queries.GET_SECRET, name)
+        return value
+
+    async def list_workflows(self, wanted: WorkflowFilter, after: ListCursor | None, limit: int) -> list[ListedRow]:
+        statement = queries.LIST_WORKFLOWS_NEWEST_FIRST if wanted.newest_first else queries.LIST_WORKFLOWS_BY_ID
+        args = (
+            list(wanted.states),
+            wanted.definition_hash,
+            wanted.tag,
+            wanted.prefix,
+            wanted.updated_after,
+            wanted.updated_before,
+            micros_datetime(after.updated_us) if after is not None and wanted.newest_first else None,
+            after.instance_id if after is not None else None,
+            limit,
+        )
+        rows = await self._db.fetch(statement, *args)
+        snapshots = [decode_snapshot(row["snapshot"]) for row in rows]
+        signal_rows = await self._db.fetch(queries.SIGNALS_AMONG, [snapshot.instance_id for snapshot in snapshots])
+        pending = listing.signals_by_instance(
+            [(row["instance_id"], row["kind"], decode_signal_request(row["request"])) for row in signal_rows]
+        )
+        listed = []
+        for snapshot, row in zip(snapshots, rows, strict=True):
+            claim = _claim(snapshot, row) if row["worker_id"] is not None else None
+            listed.append(ListedRow(snapshot, pending.get(snapshot.instance_id, {}), claim))
+        return listed
 
     # -- signals and events ----------------------------------------------------------------------
 
@@ -280,8 +330,7 @@ class PostgresTransaction:
         locked = await self._db.fetch(queries.LOCK_DUE, list(instance_ids))
         if not locked:
             return []
-        signalled = await self._db.fetch(queries.SIGNALLED_AMONG, [row["instance_id"] for row in locked])
-        held = {row["instance_id"] for row in signalled}
+        held = await self.signalled_among([row["instance_id"] for row in locked])
         return [Candidate(decode_snapshot(row["snapshot"]), row["instance_id"] in held, None) for row in locked]
 
     async def ready_pages(self, query: ReadyQuery) -> dict[int, list[Candidate]]:
@@ -295,27 +344,37 @@ class PostgresTransaction:
             query.priority,
             _EARLIEST if first else micros_datetime(query.after.updated_us),
             "" if first else query.after.instance_id,
+            list(query.definition_hashes),
         )
         pages: dict[int, list[Candidate]] = {}
-        for row in await self._db.fetch(queries.READY_PAGES, *args):
+        statement = queries.READY_PAGES_LOCKING if query.lock else queries.READY_PAGES
+        for row in await self._db.fetch(statement, *args):
             pages.setdefault(row["priority"], []).append(_candidate(row))
         return pages
+
+    async def signalled_among(self, instance_ids: Sequence[str]) -> set[str]:
+        rows = await self._db.fetch(queries.SIGNALLED_AMONG, list(instance_ids))
+        return {row["instance_id"] for row in rows}
 
     async def hinted(self, instance_id: str, task_id: bytes) -> Candidate | None:
         row = await self._db.fetchrow(queries.HINTED_ROW, instance_id, task_id)
         return None if row is None else _candidate(row)
 
 
+def _claim(snapshot: pb.WorkflowSnapshot, row: Any) -> pb.TaskClaim:
+    """The claim columns of a row joined on the snapshot's current task."""
+    claim = pb.TaskClaim(
+        instance_id=snapshot.instance_id,
+        task_id=snapshot.in_progress.position.at_task.task_id,
+        worker_id=row["worker_id"],
+        claimed_at=timestamp(row["claimed_at"]),
+    )
+    if row["expires_at"] is not None:
+        claim.expires_at.CopyFrom(timestamp(row["expires_at"]))
+    return claim
+
+
 def _candidate(row: Any) -> Candidate:
     snapshot = decode_snapshot(row["snapshot"])
-    claim = None
-    if row["worker_id"] is not None:
-        claim = pb.TaskClaim(
-            instance_id=snapshot.instance_id,
-            task_id=snapshot.in_progress.position.at_task.task_id,
-            worker_id=row["worker_id"],
-            claimed_at=timestamp(row["claimed_at"]),
-        )
-        if row["expires_at"] is not None:
-            claim.expires_at.CopyFrom(timestamp(row["expires_at"]))
+    claim = _claim(snapshot, row) if row["worker_id"] is not None else None
     return Candidate(snapshot, bool(row["signalled"]), claim)

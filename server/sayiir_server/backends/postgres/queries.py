@@ -1,8 +1,8 @@
 """Every SQL statement of the PostgreSQL backend, named and described in one place.
 
-Snapshot writes all share one shape: the row values $1..$13 in column order
-(rows.SnapshotRow), then $14, the wakeup NOTIFY payload or NULL, $15, the
-NOTIFY channel (one per schema), and $16, whether the row keeps the task results
+Snapshot writes all share one shape: the row values $1..$14 in column order
+(rows.SnapshotRow), then $15, the wakeup NOTIFY payload or NULL, $16, the
+NOTIFY channel (one per schema), and $17, whether the row keeps the task results
 of the row it replaces (the engine's SNAP-RETAIN decision). The statement
 announces the task (pg_notify, delivered only when the transaction commits)
 unless the replaced row was already at that same task, and returns one row
@@ -13,16 +13,16 @@ from __future__ import annotations
 
 _COLUMNS = """
     instance_id, snapshot, state, position, current_task_id, ready_task_id, priority,
-    updated_at, wake_at, signal_name, tags, last_failed_worker, next_retry_at
+    updated_at, wake_at, signal_name, tags, last_failed_worker, next_retry_at, definition_hash
 """
 
 _VALUES = """
     $1::text, $2::bytea, $3::text, $4::text, $5::bytea, $6::bytea, $7::bigint,
-    $8::timestamptz, $9::timestamptz, $10::text, $11::text[], $12::text, $13::timestamptz
+    $8::timestamptz, $9::timestamptz, $10::text, $11::text[], $12::text, $13::timestamptz, $14::bytea
 """
 
-# A Completed/Failed snapshot no longer carries its task results: keep the last snapshot
-# that did (results_to_retain in sayiir_server.domain.snapshots, expressed over rows).
+# With $17 the row keeps the results of the one it replaces: those its snapshot carried (a row that keeps
+# nothing beside it carries its results itself), else what it kept (domain.snapshots.results_to_keep).
 _OVERWRITE = """
     ON CONFLICT (instance_id) DO UPDATE SET
         snapshot = excluded.snapshot, state = excluded.state, position = excluded.position,
@@ -30,7 +30,8 @@ _OVERWRITE = """
         priority = excluded.priority, updated_at = excluded.updated_at, wake_at = excluded.wake_at,
         signal_name = excluded.signal_name, tags = excluded.tags,
         last_failed_worker = excluded.last_failed_worker, next_retry_at = excluded.next_retry_at,
-        retained_from = CASE WHEN $16::boolean THEN COALESCE(s.retained_from, s.snapshot) END
+        definition_hash = excluded.definition_hash,
+        retained_from = CASE WHEN $17::boolean THEN COALESCE(s.retained_from, s.snapshot) END
 """
 
 # The replaced row's task, read without a lock: inside a composite the row is already locked, so this is
@@ -40,9 +41,9 @@ _PREVIOUS = "previous AS (SELECT current_task_id FROM snapshots WHERE instance_i
 
 _ANNOUNCE = """
 SELECT CASE
-    WHEN $14::text IS NOT NULL
+    WHEN $15::text IS NOT NULL
          AND NOT EXISTS (SELECT 1 FROM previous WHERE previous.current_task_id = $5::bytea)
-    THEN pg_notify($15::text, $14::text)
+    THEN pg_notify($16::text, $15::text)
 END AS announced
 FROM saved
 """
@@ -61,8 +62,8 @@ saved AS (
 SAVE_SNAPSHOT_FENCED = f"""
 WITH claim AS (
     SELECT 1 FROM claims
-    WHERE instance_id = $1::text AND task_id = $17::bytea AND worker_id = $18::text
-      AND (expires_at IS NULL OR expires_at > $19::timestamptz)
+    WHERE instance_id = $1::text AND task_id = $18::bytea AND worker_id = $19::text
+      AND (expires_at IS NULL OR expires_at > $20::timestamptz)
     FOR UPDATE
 ),
 {_PREVIOUS},
@@ -73,7 +74,24 @@ saved AS (
 )
 {_ANNOUNCE}
 """
-"""Save only while $18 holds a live claim on ($1, $17) at $19; the claim row stays locked until commit."""
+"""Save only while $19 holds a live claim on ($1, $18) at $20; the claim row stays locked until commit."""
+
+SAVE_SNAPSHOT_AND_RELEASE = f"""
+WITH claim AS (
+    DELETE FROM claims
+    WHERE instance_id = $1::text AND task_id = $18::bytea AND worker_id = $19::text
+      AND (expires_at IS NULL OR expires_at > $20::timestamptz)
+    RETURNING 1
+),
+{_PREVIOUS},
+saved AS (
+    INSERT INTO snapshots AS s ({_COLUMNS}) SELECT {_VALUES} WHERE EXISTS (SELECT 1 FROM claim)
+    {_OVERWRITE}
+    RETURNING 1
+)
+{_ANNOUNCE}
+"""
+"""CompleteTask in one statement: delete $19's live claim on ($1, $18) at $20 and, only if it was there, save."""
 
 INSERT_SNAPSHOT_IF_ABSENT = f"""
 WITH previous AS (SELECT NULL::bytea AS current_task_id WHERE false),
@@ -214,12 +232,14 @@ _FACTS = """
 _CLAIM_OF_READY_TASK = "LEFT JOIN claims c ON c.instance_id = s.instance_id AND c.task_id = s.ready_task_id"
 
 # Prefilters of rule 3 (each only narrows; the engine decides): retry backoff elapsed ($3), every task tag
-# among the worker's ($4, empty takes anything), no pending request, no live claim on the ready task.
+# among the worker's ($4, empty takes anything), no pending request, no live claim on the ready task, one of
+# the claimer's definitions ($9, empty takes any; rows from before migration 0002 may lack the column).
 _CANDIDATE_PREFILTER = """
       AND (s.next_retry_at IS NULL OR s.next_retry_at <= $3::timestamptz)
       AND (cardinality($4::text[]) = 0 OR s.tags <@ $4::text[])
       AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
       AND (c.worker_id IS NULL OR c.expires_at <= $3::timestamptz)
+      AND (cardinality($9::bytea[]) = 0 OR s.definition_hash IS NULL OR s.definition_hash = ANY($9::bytea[]))
 """
 
 # $1 worker, $2 page size, $5 only rows $1 failed last (else only the others), $6 priority (NULL: every
@@ -229,7 +249,7 @@ _SPLIT = """
                     ELSE s.last_failed_worker IS DISTINCT FROM $1::text END)
 """
 
-READY_PAGES = f"""
+READY_PAGES_TEMPLATE = """
 WITH RECURSIVE priorities (priority) AS (
     (SELECT priority FROM snapshots
      WHERE ready_task_id IS NOT NULL AND ($6::bigint IS NULL OR priority = $6::bigint)
@@ -243,22 +263,35 @@ WITH RECURSIVE priorities (priority) AS (
     FROM priorities p WHERE p.priority IS NOT NULL
 )
 SELECT page.* FROM priorities p CROSS JOIN LATERAL (
-    SELECT s.priority, s.snapshot, {_FACTS}
+    SELECT s.priority, s.snapshot, {facts}
     FROM snapshots s
-    {_CLAIM_OF_READY_TASK}
+    {claim_of_ready_task}
     WHERE s.ready_task_id IS NOT NULL AND s.priority = p.priority
       AND (s.updated_at, s.instance_id) > ($7::timestamptz, $8::text)
-      {_SPLIT}
-      {_CANDIDATE_PREFILTER}
+      {split}
+      {prefilter}
     ORDER BY s.updated_at, s.instance_id
     LIMIT $2
+    {locking}
 ) page
 WHERE p.priority IS NOT NULL
 """
+_PAGE_PARTS = {
+    "facts": _FACTS,
+    "claim_of_ready_task": _CLAIM_OF_READY_TASK,
+    "split": _SPLIT,
+    "prefilter": _CANDIDATE_PREFILTER,
+}
+
+READY_PAGES = READY_PAGES_TEMPLATE.format(**_PAGE_PARTS, locking="")
 """Pages of ready rows per priority over the snapshots_ready partial index, by (updated_at, instance id).
 
 The distinct priorities come from a skip scan, so the query walks the index once per priority and stops
 after $2 fitting rows each: it never reads the whole table. The engine merges the pages in dispatch order."""
+
+READY_PAGES_LOCKING = READY_PAGES_TEMPLATE.format(**_PAGE_PARTS, locking="FOR UPDATE OF s SKIP LOCKED")
+"""READY_PAGES for a claiming find: each row met stays locked until commit, and rows another claimer holds are
+skipped, not waited for, so concurrent claimers never contend for the same candidates."""
 
 HINTED_ROW = f"""
 SELECT s.snapshot, {_FACTS} FROM snapshots s
@@ -267,4 +300,54 @@ WHERE s.instance_id = $1 AND s.ready_task_id = $2
 """
 """A hinted task by key, with what rule 3 decides on."""
 
+WITHOUT_DEFINITION = "SELECT instance_id, snapshot FROM snapshots WHERE definition_hash IS NULL LIMIT $1"
+"""Rows written before migration 0002 (no definition hash column yet): filled in at start."""
+
+SET_DEFINITIONS = """
+UPDATE snapshots AS s SET definition_hash = v.definition_hash
+FROM unnest($1::text[], $2::bytea[]) AS v (instance_id, definition_hash)
+WHERE s.instance_id = v.instance_id AND s.definition_hash IS NULL
+"""
+
+GET_SECRET = "SELECT value FROM server_secrets WHERE name = $1"
+
+PUT_SECRET_IF_ABSENT = """
+INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING
+"""
+
 PING = "SELECT 1"
+
+# -- ListWorkflows ----------------------------------------------------------------------------
+
+_LIST_WHERE = """
+WHERE (cardinality($1::text[]) = 0 OR s.state = ANY($1::text[]))
+  AND ($2::bytea IS NULL OR s.definition_hash = $2::bytea)
+  AND ($3::text IS NULL OR s.tags @> ARRAY[$3::text])
+  AND s.instance_id >= $4::text AND starts_with(s.instance_id, $4::text)
+  AND ($5::timestamptz IS NULL OR s.updated_at >= $5::timestamptz)
+  AND ($6::timestamptz IS NULL OR s.updated_at < $6::timestamptz)
+"""
+
+LIST_WORKFLOWS_NEWEST_FIRST = f"""
+SELECT s.snapshot, c.worker_id, c.claimed_at, c.expires_at FROM snapshots s
+LEFT JOIN claims c ON c.instance_id = s.instance_id AND c.task_id = s.current_task_id
+{_LIST_WHERE}
+  AND ($7::timestamptz IS NULL OR (s.updated_at, s.instance_id) < ($7::timestamptz, $8::text))
+ORDER BY s.updated_at DESC, s.instance_id DESC
+LIMIT $9
+"""
+"""ListWorkflows, newest first. Every execution is planned for its own parameters (plan_cache_mode), so the
+filters not given fold away and the index that serves the given ones drives the scan."""
+
+LIST_WORKFLOWS_BY_ID = f"""
+SELECT s.snapshot, c.worker_id, c.claimed_at, c.expires_at FROM snapshots s
+LEFT JOIN claims c ON c.instance_id = s.instance_id AND c.task_id = s.current_task_id
+{_LIST_WHERE}
+  AND ($8::text IS NULL OR s.instance_id > $8::text)
+  AND $7::timestamptz IS NULL
+ORDER BY s.instance_id
+LIMIT $9
+"""
+"""ListWorkflows by ascending instance id ("C" collation: UTF-8 byte order), driven by the primary key."""
+
+SIGNALS_AMONG = "SELECT instance_id, kind, request FROM signals WHERE instance_id = ANY($1::text[])"

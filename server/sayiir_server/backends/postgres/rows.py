@@ -52,6 +52,7 @@ class SnapshotRow:
     tags: list[str]
     last_failed_worker: str | None
     next_retry_at: datetime | None
+    definition_hash: bytes
 
     def values(self) -> tuple[object, ...]:
         return astuple(self)
@@ -82,6 +83,7 @@ def _derive_row(snapshot: pb.WorkflowSnapshot) -> SnapshotRow:
         tags=columns.tags,
         last_failed_worker=columns.last_failed_worker,
         next_retry_at=_round_up(columns.next_retry_at),
+        definition_hash=columns.definition_hash,
     )
 
 

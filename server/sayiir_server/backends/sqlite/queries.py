@@ -18,18 +18,35 @@ CURRENT_TASK = "SELECT current_task_id FROM snapshots WHERE instance_id = :insta
 UPSERT_SNAPSHOT = """
 INSERT INTO snapshots (
     instance_id, snapshot, state, position, current_task_id, ready_task_id, priority, updated_at_us,
-    wake_at_us, signal_name, due_at_us, retry_at_us, last_failed_worker, tags
+    wake_at_us, signal_name, due_at_us, retry_at_us, last_failed_worker, tags, definition_hash
 ) VALUES (
     :instance_id, :snapshot, :state, :position, :current_task_id, :ready_task_id, :priority, :updated_at_us,
-    :wake_at_us, :signal_name, :due_at_us, :retry_at_us, :last_failed_worker, :tags
+    :wake_at_us, :signal_name, :due_at_us, :retry_at_us, :last_failed_worker, :tags, :definition_hash
 )
 ON CONFLICT (instance_id) DO UPDATE SET
     snapshot = excluded.snapshot, state = excluded.state, position = excluded.position,
     current_task_id = excluded.current_task_id, ready_task_id = excluded.ready_task_id,
     priority = excluded.priority, updated_at_us = excluded.updated_at_us, wake_at_us = excluded.wake_at_us,
     signal_name = excluded.signal_name, due_at_us = excluded.due_at_us, retry_at_us = excluded.retry_at_us,
-    last_failed_worker = excluded.last_failed_worker, tags = excluded.tags
+    last_failed_worker = excluded.last_failed_worker, tags = excluded.tags,
+    definition_hash = excluded.definition_hash
 """
+
+# The tag rows of a snapshot: rewritten with every write (ListWorkflows by tag pages through them).
+DELETE_TAGS = "DELETE FROM snapshot_tags WHERE instance_id = :instance_id"
+
+INSERT_TAG = """
+INSERT OR IGNORE INTO snapshot_tags (tag, instance_id, updated_at_us) VALUES (:tag, :instance_id, :updated_at_us)
+"""
+
+# Rows written before migration 0002 carry no definition hash column yet: filled in at start.
+WITHOUT_DEFINITION = "SELECT instance_id, snapshot FROM snapshots WHERE definition_hash IS NULL LIMIT :limit"
+
+SET_DEFINITION = "UPDATE snapshots SET definition_hash = :definition_hash WHERE instance_id = :instance_id"
+
+GET_SECRET = "SELECT value FROM server_secrets WHERE name = :name"
+
+PUT_SECRET_IF_ABSENT = "INSERT OR IGNORE INTO server_secrets (name, value) VALUES (:name, :value)"
 
 DELETE_SNAPSHOT = "DELETE FROM snapshots WHERE instance_id = :instance_id"
 
@@ -135,6 +152,10 @@ WHERE s.instance_id IN (SELECT value FROM json_each(:instance_ids))
 ORDER BY s.instance_id
 """
 
+SIGNALLED_AMONG = """
+SELECT DISTINCT instance_id FROM signals WHERE instance_id IN (SELECT value FROM json_each(:instance_ids))
+"""
+
 # The distinct priorities of ready tasks, by skip-scan: one index seek per priority, not one row read per task.
 READY_PRIORITIES = """
 WITH RECURSIVE levels (priority) AS (
@@ -155,6 +176,8 @@ _CANDIDATE_PREFILTER = """
   AND (c.worker_id IS NULL OR (c.expires_at_us IS NOT NULL AND c.expires_at_us <= :now_us))
   AND (:worker_tags IS NULL OR NOT EXISTS (
         SELECT 1 FROM json_each(s.tags) t WHERE t.value NOT IN (SELECT w.value FROM json_each(:worker_tags) w)))
+  AND (:definition_hashes IS NULL OR s.definition_hash IS NULL
+       OR hex(s.definition_hash) IN (SELECT upper(d.value) FROM json_each(:definition_hashes) d))
 """
 
 # One page of the ready tasks of one priority, by (updated_at, instance id) after a keyset cursor: those the
@@ -177,4 +200,47 @@ HINTED_ROW = f"""
 SELECT s.snapshot, {_FACTS} FROM snapshots s
 {_CLAIM_OF_READY_TASK}
 WHERE s.instance_id = :instance_id AND s.ready_task_id = :task_id
+"""
+
+# --- ListWorkflows -------------------------------------------------------------------------------------------------
+# SQLite plans one statement for every parameter value, so each filter shape gets its own statement, driven by
+# the index that serves it: the tag rows, the definition hash, a single state, or every row; newest first, or
+# by instance id. The remaining filters are tested on the rows the index yields.
+
+_LIST_COLUMNS = """
+SELECT s.snapshot, c.worker_id, c.claimed_at_us, c.expires_at_us
+"""
+
+_LIST_CLAIM = "LEFT JOIN claims c ON c.instance_id = s.instance_id AND c.task_id = s.current_task_id"
+
+_LIST_FILTERS = {
+    "states": "s.state IN (SELECT value FROM json_each(:states))",
+    "definition_hash": "s.definition_hash = :definition_hash",
+    "tag": "EXISTS (SELECT 1 FROM snapshot_tags t WHERE t.tag = :tag AND t.instance_id = s.instance_id)",
+    "prefix": "s.instance_id >= :prefix AND substr(s.instance_id, 1, length(:prefix)) = :prefix",
+    "updated_after": "s.updated_at_us >= :updated_after_us",
+    "updated_before": "s.updated_at_us < :updated_before_us",
+}
+
+_NEWEST_FIRST_CURSOR = "(s.updated_at_us, s.instance_id) < (:cursor_us, :cursor_id)"
+_BY_ID_CURSOR = "s.instance_id > :cursor_id"
+
+
+def list_workflows_statement(filters: frozenset[str], newest_first: bool, has_cursor: bool) -> str:
+    """The statement of one ListWorkflows shape: the filters given (keys of _LIST_FILTERS), order, cursor."""
+    conditions = [_LIST_FILTERS[name] for name in sorted(filters)]
+    if has_cursor:
+        conditions.append(_NEWEST_FIRST_CURSOR if newest_first else _BY_ID_CURSOR)
+    source = "snapshots s"
+    if "tag" in filters and newest_first:
+        # Driven by the tag's rows in update order: only the matching instances are read.
+        source = "snapshot_tags t JOIN snapshots s ON s.instance_id = t.instance_id"
+        conditions[conditions.index(_LIST_FILTERS["tag"])] = "t.tag = :tag"
+    where = " AND ".join(conditions) or "1"
+    order = "s.updated_at_us DESC, s.instance_id DESC" if newest_first else "s.instance_id"
+    return f"{_LIST_COLUMNS} FROM {source} {_LIST_CLAIM} WHERE {where} ORDER BY {order} LIMIT :limit"
+
+
+SIGNALS_AMONG = """
+SELECT instance_id, kind, request FROM signals WHERE instance_id IN (SELECT value FROM json_each(:instance_ids))
 """

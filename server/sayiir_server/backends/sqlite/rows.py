@@ -35,6 +35,7 @@ class SnapshotColumns:
     retry_at_us: int | None
     last_failed_worker: str | None
     tags: str
+    definition_hash: bytes
 
     def due_at_us(self, event_buffered: bool) -> int | None:
         """When find_available_tasks must look at the row: at once when its awaited event is buffered."""
@@ -59,4 +60,5 @@ def snapshot_columns(snapshot: pb.WorkflowSnapshot) -> SnapshotColumns:
         retry_at_us=timestamp_micros(columns.next_retry_at) if columns.next_retry_at is not None else None,
         last_failed_worker=columns.last_failed_worker,
         tags=json.dumps(columns.tags),
+        definition_hash=columns.definition_hash,
     )

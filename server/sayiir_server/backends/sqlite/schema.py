@@ -17,6 +17,8 @@ from importlib import resources
 from urllib.parse import parse_qsl, urlsplit
 
 from sayiir_client.errors import BackendUnavailableError
+from sayiir_server.backends.sqlite import queries
+from sayiir_server.backends.stored import decode_snapshot
 from sayiir_server.domain.model import utc_now
 
 APPLICATION_ID = 0x53415952
@@ -102,6 +104,7 @@ def open_database(path: str, synchronous: str = SYNCHRONOUS_MODES[0]) -> sqlite3
     try:
         _configure(connection, path, synchronous)
         migrate(connection, path)
+        fill_definition_hashes(connection)
     except sqlite3.DatabaseError as error:
         connection.close()
         raise BackendOpenError(f"cannot use {path} as a SQLite database: {error}") from error
@@ -163,6 +166,28 @@ def migrate(connection: sqlite3.Connection, path: str) -> list[int]:
             connection.execute("ROLLBACK")
             raise
     return applied_now
+
+
+BACKFILL_BATCH = 1000
+
+
+def fill_definition_hashes(connection: sqlite3.Connection) -> int:
+    """Give rows written before migration 0002 their definition_hash column, a batch per transaction."""
+    filled = 0
+    while True:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            rows = connection.execute(queries.WITHOUT_DEFINITION, {"limit": BACKFILL_BATCH}).fetchall()
+            for instance_id, blob in rows:
+                params = {"instance_id": instance_id, "definition_hash": decode_snapshot(blob).definition_hash}
+                connection.execute(queries.SET_DEFINITION, params)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        filled += len(rows)
+        if len(rows) < BACKFILL_BATCH:
+            return filled
 
 
 def _recorded_migrations(connection: sqlite3.Connection) -> dict[int, str]:

@@ -17,8 +17,9 @@ from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.backends.sqlite import queries as sql
 from sayiir_server.backends.sqlite.rows import micros_timestamp, snapshot_columns
 from sayiir_server.backends.stored import decode_signal_request, decode_snapshot
-from sayiir_server.domain import claims
+from sayiir_server.domain import claims, listing
 from sayiir_server.domain.dispatch import datetime_micros
+from sayiir_server.domain.listing import ListCursor, ListedRow, WorkflowFilter
 from sayiir_server.domain.model import SignalKind
 from sayiir_server.domain.port import FIRST_PAGE, Candidate, ClaimAnswer, DueWork, Lock, ReadyQuery, Write
 from sayiir_server.domain.snapshots import results_to_keep
@@ -60,6 +61,12 @@ class SqliteTransaction:
         if write.retain:
             rows = [{"instance_id": instance_id, "task_id": r.task_id, "output": r.output} for r in kept]
             self._db.executemany(sql.INSERT_RETAINED, rows)
+        self._db.execute(sql.DELETE_TAGS, key)
+        tag_rows = [
+            {"tag": tag, "instance_id": instance_id, "updated_at_us": columns.updated_at_us}
+            for tag in snapshot.task_tags
+        ]
+        self._db.executemany(sql.INSERT_TAG, tag_rows)
         if write.hint is not None and (previous is None or previous[0] != columns.current_task_id):
             self.hints.append(write.hint)
 
@@ -82,15 +89,69 @@ class SqliteTransaction:
         await self.put(write)
         return True
 
+    async def put_and_release(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
+        if not await self.put_if_claimed(write, task_id, worker_id, now):
+            return False
+        self._db.execute(sql.DELETE_CLAIM, {"instance_id": write.snapshot.instance_id, "task_id": task_id})
+        return True
+
     async def delete(self, instance_id: str) -> bool:
         if self._db.execute(sql.DELETE_SNAPSHOT, {"instance_id": instance_id}).rowcount == 0:
             return False
         self._db.execute(sql.DELETE_RETAINED, {"instance_id": instance_id})
+        self._db.execute(sql.DELETE_TAGS, {"instance_id": instance_id})
         return True
 
     async def list_ids(self, after: str | None, limit: int) -> list[str]:
         rows = self._db.execute(sql.LIST_SNAPSHOTS_PAGE, {"after": after or "", "limit": limit})
         return [row[0] for row in rows]
+
+    async def secret(self, name: str, candidate: bytes) -> bytes:
+        self._db.execute(sql.PUT_SECRET_IF_ABSENT, {"name": name, "value": candidate})
+        value: bytes = self._one(sql.GET_SECRET, {"name": name})[0]
+        return value
+
+    async def list_workflows(self, wanted: WorkflowFilter, after: ListCursor | None, limit: int) -> list[ListedRow]:
+        params: dict[str, Any] = {"limit": limit}
+        given: set[str] = set()
+        if wanted.states:
+            given.add("states")
+            params["states"] = json.dumps(list(wanted.states))
+        if wanted.definition_hash is not None:
+            given.add("definition_hash")
+            params["definition_hash"] = wanted.definition_hash
+        if wanted.tag is not None:
+            given.add("tag")
+            params["tag"] = wanted.tag
+        if wanted.prefix:
+            given.add("prefix")
+            params["prefix"] = wanted.prefix
+        if wanted.updated_after is not None:
+            given.add("updated_after")
+            params["updated_after_us"] = datetime_micros(wanted.updated_after)
+        if wanted.updated_before is not None:
+            given.add("updated_before")
+            params["updated_before_us"] = datetime_micros(wanted.updated_before)
+        if after is not None:
+            params["cursor_us"], params["cursor_id"] = after.updated_us, after.instance_id
+        statement = sql.list_workflows_statement(frozenset(given), wanted.newest_first, after is not None)
+        rows = self._db.execute(statement, params).fetchall()
+        snapshots = [decode_snapshot(row[0]) for row in rows]
+        ids = json.dumps([snapshot.instance_id for snapshot in snapshots])
+        pending = listing.signals_by_instance(
+            [
+                (instance_id, kind, decode_signal_request(blob))
+                for instance_id, kind, blob in self._db.execute(sql.SIGNALS_AMONG, {"instance_ids": ids})
+            ]
+        )
+        listed = []
+        for snapshot, row in zip(snapshots, rows, strict=True):
+            claim = None
+            if row[1] is not None:
+                task_id = snapshot.in_progress.position.at_task.task_id
+                claim = _claim_of(snapshot.instance_id, task_id, row[1], row[2], row[3])
+            listed.append(ListedRow(snapshot, pending.get(snapshot.instance_id, {}), claim))
+        return listed
 
     # -- signals and events ----------------------------------------------------------------------
 
@@ -192,11 +253,18 @@ class SqliteTransaction:
             "after_us": query.after.updated_us if query.priority is not None else FIRST_PAGE.updated_us,
             "after_id": query.after.instance_id if query.priority is not None else FIRST_PAGE.instance_id,
             "page_size": query.page_size,
+            "definition_hashes": json.dumps([h.hex() for h in query.definition_hashes])
+            if query.definition_hashes
+            else None,
         }
         return {
             priority: [_candidate(row) for row in self._db.execute(sql.READY_PAGE, {**params, "priority": priority})]
             for priority in priorities
         }
+
+    async def signalled_among(self, instance_ids: Sequence[str]) -> set[str]:
+        rows = self._db.execute(sql.SIGNALLED_AMONG, {"instance_ids": json.dumps(list(instance_ids))})
+        return {row[0] for row in rows}
 
     async def hinted(self, instance_id: str, task_id: bytes) -> Candidate | None:
         row = self._one(sql.HINTED_ROW, {"instance_id": instance_id, "task_id": task_id})
