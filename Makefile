@@ -7,7 +7,7 @@ BASELINE := api/sayiir-persistence-v1.binpb
 SERVE_LISTEN ?= 127.0.0.1:50051
 PIP_INSTALL := $(BIN)/pip install --quiet --constraint constraints.txt
 
-.PHONY: install proto proto-check proto-baseline buf-lint buf-breaking lint typecheck test serve bench dist clean
+.PHONY: install proto proto-check proto-baseline buf-lint buf-breaking docker-lint lint typecheck test serve bench dist clean
 
 install: $(BIN)/sayiir-server $(BUF)
 
@@ -41,10 +41,13 @@ buf-lint:
 buf-breaking:
 	$(BUF) breaking --against $(BASELINE)
 
+docker-lint:
+	$(BIN)/hadolint --failure-threshold style Dockerfile
+
 typecheck:
 	$(BIN)/mypy client server tests examples benchmarks scripts
 
-lint: buf-lint buf-breaking proto-check typecheck
+lint: buf-lint buf-breaking proto-check docker-lint typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
@@ -55,7 +56,7 @@ def _requirements_dev() -> list[Requirement]:
 # --- one version ------------------------------------------------------------------------------------------------
 
 
-def test_one_version_for_both_distributions_and_the_changelog() -> None:
+def test_one_version_for_both_distributions_the_image_and_the_changelog() -> None:
     version = sayiir_client.__version__
     assert sayiir_server.__version__ == version
     for distribution in (CLIENT, SERVER):
@@ -63,6 +64,11 @@ def test_one_version_for_both_distributions_and_the_changelog() -> None:
         assert _project(distribution)["project"]["dynamic"] == ["version"]  # read from the package's __version__
     (client_requirement,) = [r for r in _dependencies(SERVER) if canonicalize_name(r.name) == CLIENT]
     assert str(client_requirement.specifier) == f"=={version}"  # lockstep: the client of the same release
+
+    deployment = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "deployment.yaml").read_text())
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"sayiir-persistence-server:{version}"
+    assert f"docker build -t sayiir-persistence-server:{version} ." in (ROOT / "Dockerfile").read_text()
 
     releases = re.findall(r"^## \[?(\d+\.\d+\.\d+)", (ROOT / "CHANGELOG.md").read_text(), re.MULTILINE)
     assert releases[0] == version
