@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import importlib.util
+import os
 import re
 import sys
 import tomllib
@@ -146,13 +147,13 @@ def _imported_modules(package_dir: Path) -> Iterator[str]:
 
 
 @cache
-def _file_owners() -> dict[Path, NormalizedName]:
-    owners: dict[Path, NormalizedName] = {}
+def _file_owners() -> dict[str, NormalizedName]:
+    """Every installed file (normalized absolute path) and the distribution that installed it."""
+    owners: dict[str, NormalizedName] = {}
     for distribution in importlib.metadata.distributions():
+        name = canonicalize_name(distribution.metadata["Name"])
         for file in distribution.files or ():
-            owners[Path(str(distribution.locate_file(file))).resolve()] = canonicalize_name(
-                distribution.metadata["Name"]
-            )
+            owners[os.path.normpath(str(distribution.locate_file(file)))] = name
     return owners
 
 
@@ -164,10 +165,10 @@ def _owners(module: str) -> set[NormalizedName]:
     spec = importlib.util.find_spec(module)
     assert spec is not None, f"cannot locate {module}"
     if spec.origin is not None:
-        files = [Path(spec.origin).resolve()]
+        files = [os.path.normpath(spec.origin)]
     else:  # a namespace package (google.rpc): whoever installed files into it
-        roots = [Path(location).resolve() for location in spec.submodule_search_locations or ()]
-        files = [path for path in _file_owners() if any(path.is_relative_to(root) for root in roots)]
+        roots = [os.path.normpath(location) + os.sep for location in spec.submodule_search_locations or ()]
+        files = [path for path in _file_owners() if path.startswith(tuple(roots))]
     owners = {owner for path in files if (owner := _file_owners().get(path)) is not None}
     assert owners, f"no installed distribution owns {module} ({spec.origin})"
     return owners
