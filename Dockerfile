@@ -3,8 +3,9 @@
 #   docker build -t sayiir-persistence-server:0.1.0 .
 # Stage `build` builds the two wheels and collects every dependency's wheel at the versions of
 # constraints.txt; stage `runtime` installs them, offline, into a virtualenv on a slim Python base and runs
-# `sayiir-server serve` as a non-root user. No container engine runs in CI: tests/packaging/test_dockerfile.py
-# lints this file and runs its RUN steps in a clean virtualenv, so every path those steps use is a variable.
+# `sayiir-server serve` as a non-root user. No container engine runs in CI: `make lint` runs hadolint on this
+# file, and tests/packaging/test_dockerfile.py runs its install steps in a clean virtualenv, so every path
+# those steps use is a variable.
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
