@@ -5,15 +5,22 @@ BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 BASELINE := api/sayiir-persistence-v1.binpb
 SERVE_LISTEN ?= 127.0.0.1:50051
+PIP_INSTALL := $(BIN)/pip install --quiet --constraint constraints.txt
 
-.PHONY: install proto proto-check proto-baseline buf-lint buf-breaking lint typecheck test serve bench clean
+.PHONY: install proto proto-check proto-baseline buf-lint buf-breaking docker-lint lint typecheck test serve bench dist clean
 
 install: $(BIN)/sayiir-server $(BUF)
 
-$(BIN)/sayiir-server: pyproject.toml
+# Both distributions editable, the server's tracing extra and the development tools, every version from
+# constraints.txt. Reinstalled when a version changes (the __init__.py files hold it). A .venv made before
+# the split still registers the one old distribution, sayiir-persistence-grpc: it is removed.
+$(BIN)/sayiir-server: client/pyproject.toml server/pyproject.toml constraints.txt requirements-dev.txt \
+		client/sayiir_client/__init__.py server/sayiir_server/__init__.py
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip==26.3
-	$(BIN)/pip install --quiet -e ".[dev,tracing]"
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) -e ./client -e './server[tracing]' -r requirements-dev.txt
+	if $(BIN)/pip show --quiet sayiir-persistence-grpc 2>/dev/null; then $(BIN)/pip uninstall --quiet --yes sayiir-persistence-grpc; fi
+	$(BIN)/pip check
 	touch $@
 
 $(BUF): package.json package-lock.json
@@ -36,10 +43,13 @@ buf-lint:
 buf-breaking:
 	$(BUF) breaking --against $(BASELINE)
 
+docker-lint:
+	$(BIN)/hadolint --failure-threshold style Dockerfile
+
 typecheck:
 	$(BIN)/mypy client server tests examples benchmarks scripts
 
-lint: buf-lint buf-breaking proto-check typecheck
+lint: buf-lint buf-breaking proto-check docker-lint typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -52,5 +62,11 @@ serve:
 bench:
 	$(BIN)/python -m benchmarks --out build/bench
 
+# The sdist and wheel of each distribution, in dist/.
+dist:
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist client
+	$(BIN)/python -m build --outdir dist server
+
 clean:
-	rm -rf build .mypy_cache .ruff_cache
+	rm -rf build dist client/build server/build .mypy_cache .ruff_cache

@@ -31,6 +31,9 @@ from sayiir_client.ids import DefinitionHash, TaskId
 from sayiir_client.options import DEFAULT_DEADLINE, IDEMPOTENT_METHODS, KeepaliveOptions, RetryOptions
 from sayiir_client.tasks import task_input, whole_task
 
+__version__ = "0.1.0"
+"""This release; the distribution's version (setuptools reads it), the same as sayiir_server.__version__."""
+
 __all__ = [
     "DEFAULT_DEADLINE",
     "IDEMPOTENT_METHODS",

@@ -123,7 +123,7 @@ def test_otlp_tracing_without_the_extra_is_a_no_op_with_a_warning(
     monkeypatch.setattr(tracing, "tracing_available", lambda: False)
     assert start_tracing("otlp") is None
     (warning,) = [record for record in caplog.records if record.levelno == logging.WARNING]
-    assert "pip install 'sayiir-persistence-grpc[tracing]'" in warning.getMessage()
+    assert "pip install 'sayiir-persistence-server[tracing]'" in warning.getMessage()
 
 
 def test_otlp_tracing_with_the_extra_names_the_service(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,3 +31,15 @@ def test_drift_check_fails_when_a_generated_file_is_edited_by_hand(tmp_path: Pat
     result = _check(copy)
     assert result.returncode == 1
     assert "differs: messages_pb2.pyi" in result.stderr
+
+
+def test_drift_check_fails_when_the_packaged_proto_copy_is_edited(tmp_path: Path) -> None:
+    copy = tmp_path / "proto"
+    shutil.copytree(GENERATED.parent / "proto", copy)
+    edited = copy / "sayiir" / "persistence" / "v1" / "service.proto"
+    edited.write_text(edited.read_text() + "\n// a hand edit\n")
+    result = subprocess.run(
+        [sys.executable, str(CODEGEN), "--check", "--proto-target", str(copy)], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "differs: proto/sayiir/persistence/v1/service.proto" in result.stderr

@@ -108,6 +108,36 @@ async def test_missing_directory_is_refused(tmp_path: Path) -> None:
         await open_backend(f"sqlite:///{tmp_path}/no/such/dir/sayiir.db")
 
 
+async def test_a_relative_path_that_cannot_be_opened_suggests_the_absolute_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # sqlite:///tmp/x.db is tmp/x.db here, whose directory is missing
+
+    with pytest.raises(BackendOpenError, match="unable to open database file") as refused:
+        await SqliteBackend.open("sqlite:///tmp/x.db")
+
+    assert f"tmp/x.db is relative to the working directory {tmp_path}" in str(refused.value)
+    assert "for /tmp/x.db write sqlite:////tmp/x.db" in str(refused.value)
+
+
+async def test_serve_refuses_a_relative_path_with_one_line_that_suggests_the_absolute_url(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *SERVER_COMMAND,
+        "--listen",
+        "127.0.0.1:0",
+        "--backend",
+        "sqlite:///no-such-dir/x.db",
+        cwd=tmp_path,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+
+    assert_one_line_error(process.returncode, stderr.decode(), "write sqlite:////no-such-dir/x.db")
+
+
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite://host/file.db"])
 async def test_malformed_url_is_refused(url: str) -> None:
     with pytest.raises(BackendOpenError, match="bad SQLite URL"):

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO
 
 _LISTENING = re.compile(r"listening on (\S+:\d+)")
@@ -39,10 +40,22 @@ class ServerProcess:
 
 
 @contextmanager
-def server_process(backend_url: str = "memory://", *flags: str) -> Iterator[ServerProcess]:
-    """Start `python -m sayiir_server serve --listen 127.0.0.1:0 ...`, wait for its "listening on" line, stop it."""
-    command = [sys.executable, "-m", "sayiir_server", "serve", "--listen", "127.0.0.1:0", "--backend", backend_url]
-    process = subprocess.Popen([*command, *flags], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+def server_process(
+    backend_url: str = "memory://",
+    *flags: str,
+    command: Sequence[str] = (sys.executable, "-m", "sayiir_server", "serve"),
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Iterator[ServerProcess]:
+    """Start `python -m sayiir_server serve --listen 127.0.0.1:0 ...`, wait for its "listening on" line, stop it.
+
+    `command` replaces `python -m sayiir_server serve` (e.g. another virtualenv's `sayiir-server serve`);
+    `env` and `cwd` are the child's (default: this process's).
+    """
+    arguments = [*command, "--listen", "127.0.0.1:0", "--backend", backend_url, *flags]
+    process = subprocess.Popen(
+        arguments, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=cwd
+    )
     assert process.stderr is not None
     log: list[str] = []
     try:

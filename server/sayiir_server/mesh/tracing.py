@@ -9,7 +9,7 @@ so the worker that runs the next task can continue the trace.
 `--tracing otlp` adds OpenTelemetry's gRPC server instrumentation (one span per
 call, child of the caller's span) and exports spans over OTLP, configured by the
 standard OTEL_* environment variables. It needs the `tracing` extra
-(`pip install 'sayiir-persistence-grpc[tracing]'`); without it, tracing stays
+(`pip install 'sayiir-persistence-server[tracing]'`); without it, tracing stays
 off with a warning and the server runs as usual.
 """
 
@@ -109,7 +109,7 @@ def start_tracing(mode: TracingMode) -> OtelTracing | None:
     if not tracing_available():
         logger.warning(
             "--tracing %s asked for, but the 'tracing' extra is not installed "
-            "(pip install 'sayiir-persistence-grpc[tracing]'): tracing is off",
+            "(pip install 'sayiir-persistence-server[tracing]'): tracing is off",
             mode,
         )
         return None

@@ -10,6 +10,7 @@ a new file.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -100,7 +101,7 @@ def open_database(path: str, synchronous: str = SYNCHRONOUS_MODES[0]) -> sqlite3
     try:
         connection = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     except sqlite3.Error as error:
-        raise BackendOpenError(f"cannot open SQLite database {path}: {error}") from error
+        raise BackendOpenError(f"cannot open SQLite database {path}: {error}{_relative_path_hint(path)}") from error
     try:
         _configure(connection, path, synchronous)
         migrate(connection, path)
@@ -112,6 +113,13 @@ def open_database(path: str, synchronous: str = SYNCHRONOUS_MODES[0]) -> sqlite3
         connection.close()
         raise
     return connection
+
+
+def _relative_path_hint(path: str) -> str:
+    """`sqlite:///tmp/x.db` names tmp/x.db in the working directory: say so, and how to write /tmp/x.db."""
+    if path == MEMORY_PATH or os.path.isabs(path):
+        return ""
+    return f" ({path} is relative to the working directory {os.getcwd()}; for /{path} write sqlite:////{path})"
 
 
 def _configure(connection: sqlite3.Connection, path: str, synchronous: str) -> None:
