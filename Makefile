@@ -18,8 +18,9 @@ $(BIN)/sayiir-server: client/pyproject.toml server/pyproject.toml constraints.tx
 		client/sayiir_client/__init__.py server/sayiir_server/__init__.py
 	$(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip
-	$(PIP_INSTALL) -e ./client -e './server[tracing]' -r requirements-dev.txt
+	# First, so its removal cannot take the sayiir-server script the new server distribution installs.
 	if $(BIN)/pip show --quiet sayiir-persistence-grpc 2>/dev/null; then $(BIN)/pip uninstall --quiet --yes sayiir-persistence-grpc; fi
+	$(PIP_INSTALL) -e ./client -e './server[tracing]' -r requirements-dev.txt
 	$(BIN)/pip check
 	touch $@
 

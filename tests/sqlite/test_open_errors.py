@@ -114,7 +114,7 @@ async def test_a_relative_path_that_cannot_be_opened_suggests_the_absolute_url(
     monkeypatch.chdir(tmp_path)  # sqlite:///tmp/x.db is tmp/x.db here, whose directory is missing
 
     with pytest.raises(BackendOpenError, match="unable to open database file") as refused:
-        await SqliteBackend.open("sqlite:///tmp/x.db")
+        await open_backend("sqlite:///tmp/x.db")
 
     assert f"tmp/x.db is relative to the working directory {tmp_path}" in str(refused.value)
     assert "for /tmp/x.db write sqlite:////tmp/x.db" in str(refused.value)
