@@ -81,7 +81,7 @@ class InlineStore:
     def __init__(self, storage: SqliteStorage) -> None:
         self._storage = storage
 
-    async def write(self, composite: Composite[T]) -> T:
+    async def write(self, composite: Composite[T], *, single_statement: bool = False) -> T:
         return self._storage.run(composite, write=True)
 
     async def read(self, composite: Composite[T]) -> T:

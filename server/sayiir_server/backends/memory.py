@@ -86,7 +86,7 @@ class MemoryStorage:
         """Forget every snapshot, result, signal, event and claim."""
         self._tables = _Tables()
 
-    async def write(self, composite: Composite[_T]) -> _T:
+    async def write(self, composite: Composite[_T], *, single_statement: bool = False) -> _T:
         async with self._lock:
             transaction = MemoryTransaction(self._tables)
             try:
@@ -250,6 +250,9 @@ class MemoryTransaction:
             return False
         self._set(self._t.claims, key, _copy(claim))
         return True
+
+    async def claim_all(self, claims: Sequence[pb.TaskClaim], now: datetime) -> set[tuple[str, bytes]]:
+        return {(claim.instance_id, claim.task_id) for claim in claims if await self.claim(claim, now)}
 
     async def release(self, instance_id: str, task_id: bytes, worker_id: str) -> ClaimAnswer:
         held = self._t.claims.get((instance_id, task_id))

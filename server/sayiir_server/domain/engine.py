@@ -106,7 +106,7 @@ class Engine(Backend):
     async def save_snapshot(self, snapshot: pb.WorkflowSnapshot) -> None:
         self.limits.check(snapshot, "snapshot")
         write = write_of(snapshot)
-        await self.storage.write(lambda tx: tx.put(write))
+        await self.storage.write(lambda tx: tx.put(write), single_statement=True)
 
     async def save_snapshots(self, snapshots: Sequence[pb.WorkflowSnapshot]) -> None:
         """Save many snapshots in one transaction (bulk imports and seeding)."""
@@ -138,7 +138,7 @@ class Engine(Backend):
         return snapshot
 
     async def delete_snapshot(self, instance_id: str) -> None:
-        if not await self.storage.write(lambda tx: tx.delete(instance_id)):
+        if not await self.storage.write(lambda tx: tx.delete(instance_id), single_statement=True):
             raise _not_found(instance_id)
 
     async def list_snapshots(self) -> list[str]:
@@ -183,7 +183,7 @@ class Engine(Backend):
     async def insert_snapshot_if_absent(self, snapshot: pb.WorkflowSnapshot) -> bool:
         self.limits.check(snapshot, "snapshot")
         write = write_of(snapshot)
-        return await self.storage.write(lambda tx: tx.insert(write))
+        return await self.storage.write(lambda tx: tx.insert(write), single_statement=True)
 
     @staticmethod
     async def _locked(tx: Transaction, instance_id: str) -> pb.WorkflowSnapshot:
@@ -209,13 +209,13 @@ class Engine(Backend):
         return pending.get(kind)
 
     async def clear_signal(self, instance_id: str, kind: SignalKind) -> None:
-        await self.storage.write(lambda tx: tx.delete_signal(instance_id, kind))
+        await self.storage.write(lambda tx: tx.delete_signal(instance_id, kind), single_statement=True)
 
     async def send_event(self, instance_id: str, signal_name: str, payload: bytes) -> None:
-        await self.storage.write(lambda tx: tx.append_event(instance_id, signal_name, payload))
+        await self.storage.write(lambda tx: tx.append_event(instance_id, signal_name, payload), single_statement=True)
 
     async def consume_event(self, instance_id: str, signal_name: str) -> bytes | None:
-        return await self.storage.write(lambda tx: tx.pop_event(instance_id, signal_name))
+        return await self.storage.write(lambda tx: tx.pop_event(instance_id, signal_name), single_statement=True)
 
     async def check_and_cancel(self, instance_id: str, interrupted_at_task: bytes | None = None) -> bool:
         return await self._apply_pending(instance_id, (CANCEL,), interrupted_at_task) is not None
@@ -271,29 +271,35 @@ class Engine(Backend):
     ) -> pb.TaskClaim | None:
         now = self.now()
         claim = claims.new_claim(instance_id, task_id, worker_id, now, ttl)
-        return claim if await self.storage.write(lambda tx: tx.claim(claim, now)) else None
+        return claim if await self.storage.write(lambda tx: tx.claim(claim, now), single_statement=True) else None
 
     async def release_task_claim(self, instance_id: str, task_id: bytes, worker_id: str) -> None:
-        answer = await self.storage.write(lambda tx: tx.release(instance_id, task_id, worker_id))
+        answer = await self.storage.write(lambda tx: tx.release(instance_id, task_id, worker_id), single_statement=True)
         if not answer.done:
             raise claims.claim_error(instance_id, task_id, answer.holder)
 
     async def extend_task_claim(self, instance_id: str, task_id: bytes, worker_id: str, ttl: timedelta) -> None:
         expires_at = self.now() + ttl
-        answer = await self.storage.write(lambda tx: tx.extend(instance_id, task_id, worker_id, expires_at))
+        answer = await self.storage.write(
+            lambda tx: tx.extend(instance_id, task_id, worker_id, expires_at), single_statement=True
+        )
         if not answer.done:
             raise claims.claim_error(instance_id, task_id, answer.holder)
 
     async def save_snapshot_fenced(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
         self.limits.check(snapshot, "snapshot")
         write, now = write_of(snapshot), self.now()
-        return await self.storage.write(lambda tx: tx.put_if_claimed(write, task_id, worker_id, now))
+        return await self.storage.write(
+            lambda tx: tx.put_if_claimed(write, task_id, worker_id, now), single_statement=True
+        )
 
     async def complete_task(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
         """COMPLETE-1: the fenced save and the release of the claim in one transaction; False writes nothing."""
         self.limits.check(snapshot, "snapshot")
         write, now = write_of(snapshot), self.now()
-        return await self.storage.write(lambda tx: tx.put_and_release(write, task_id, worker_id, now))
+        return await self.storage.write(
+            lambda tx: tx.put_and_release(write, task_id, worker_id, now), single_statement=True
+        )
 
     async def find_available_tasks(
         self,
@@ -361,14 +367,15 @@ class Engine(Backend):
         async def claim(tx: Transaction) -> list[pb.ClaimedTask]:
             tasks = self._fitting(await selection.choose(tx, chosen), demand.max_bytes)
             signalled = await tx.signalled_among([task.instance_id for task in tasks]) if tasks else set()
-            claimed = []
-            for task in tasks:
-                if task.instance_id in signalled:
-                    continue  # a request stored just before the lock: the guard says no
-                lease = claims.new_claim(task.instance_id, task.task_id, demand.worker_id, now, demand.ttl)
-                if await tx.claim(lease, now):
-                    claimed.append(pb.ClaimedTask(task=task, claim=lease))
-            return claimed
+            # A request stored just before the lock keeps its task: the guard says no.
+            offered = [task for task in tasks if task.instance_id not in signalled]
+            leases = [claims.new_claim(t.instance_id, t.task_id, demand.worker_id, now, demand.ttl) for t in offered]
+            won = await tx.claim_all(leases, now) if leases else set()
+            return [
+                pb.ClaimedTask(task=task, claim=lease)
+                for task, lease in zip(offered, leases, strict=True)
+                if (lease.instance_id, lease.task_id) in won
+            ]
 
         return await self.storage.write(claim)
 

@@ -215,6 +215,10 @@ class Transaction(Protocol):
         """Store `claim` unless a claim on its (instance, task) has no expiry or one after `now`."""
         ...
 
+    async def claim_all(self, claims: Sequence[pb.TaskClaim], now: datetime) -> set[tuple[str, bytes]]:
+        """`claim` each of them (distinct keys) at once; the (instance id, task id) keys that were stored."""
+        ...
+
     async def release(self, instance_id: str, task_id: bytes, worker_id: str) -> ClaimAnswer:
         """Delete the claim if `worker_id` holds it."""
         ...
@@ -264,8 +268,11 @@ Composite = Callable[[Transaction], Awaitable[_T]]
 class StoragePort(Protocol):
     """A backend's storage, reached only through transactions."""
 
-    async def write(self, composite: Composite[_T]) -> _T:
+    async def write(self, composite: Composite[_T], *, single_statement: bool = False) -> _T:
         """Run `composite` in one write transaction: all its writes commit, or none.
+
+        `single_statement`: the composite makes one call of the transaction, which the store may run as a
+        statement of its own (atomic by itself) instead of opening a transaction around it.
 
         Hints of the writes are delivered after the commit. A store may run a composite again
         when the database aborted it (deadlock, serialization): composites have no other effects.

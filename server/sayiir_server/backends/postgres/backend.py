@@ -138,7 +138,10 @@ class PostgresStore:
                 ) from error
         raise AssertionError("unreachable")
 
-    async def write(self, composite: Composite[_T]) -> _T:
+    async def write(self, composite: Composite[_T], *, single_statement: bool = False) -> _T:
+        if single_statement:  # one statement is atomic by itself: no BEGIN and COMMIT round trips
+            return await self.run(lambda connection: composite(PostgresTransaction(connection, self.channel)))
+
         async def transaction(connection: Connection) -> _T:
             async with connection.transaction():
                 return await composite(PostgresTransaction(connection, self.channel))
@@ -305,6 +308,17 @@ class PostgresTransaction:
         expires_at = to_datetime(claim.expires_at) if claim.HasField("expires_at") else None
         args = (claim.instance_id, claim.task_id, claim.worker_id, now, expires_at)
         return await self._db.fetchval(queries.CLAIM_TASK, *args) is not None
+
+    async def claim_all(self, claims: Sequence[pb.TaskClaim], now: datetime) -> set[tuple[str, bytes]]:
+        columns = (
+            [claim.instance_id for claim in claims],
+            [claim.task_id for claim in claims],
+            [claim.worker_id for claim in claims],
+            [now] * len(claims),
+            [to_datetime(claim.expires_at) if claim.HasField("expires_at") else None for claim in claims],
+        )
+        rows = await self._db.fetch(queries.CLAIM_TASKS, *columns)
+        return {(row["instance_id"], row["task_id"]) for row in rows}
 
     async def release(self, instance_id: str, task_id: bytes, worker_id: str) -> ClaimAnswer:
         row = await self._db.fetchrow(queries.RELEASE_TASK_CLAIM, instance_id, task_id, worker_id)

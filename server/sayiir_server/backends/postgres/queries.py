@@ -166,6 +166,16 @@ RETURNING 1
 """
 """Claim, or replace an expired claim, in one statement; no row back while a live claim exists."""
 
+CLAIM_TASKS = """
+INSERT INTO claims AS c (instance_id, task_id, worker_id, claimed_at, expires_at)
+SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+ON CONFLICT (instance_id, task_id) DO UPDATE
+    SET worker_id = excluded.worker_id, claimed_at = excluded.claimed_at, expires_at = excluded.expires_at
+    WHERE c.expires_at IS NOT NULL AND c.expires_at <= excluded.claimed_at
+RETURNING c.instance_id, c.task_id
+"""
+"""CLAIM_TASK for many (instance, task) keys at once: the keys returned are the ones claimed."""
+
 RELEASE_TASK_CLAIM = """
 WITH holder AS (SELECT worker_id FROM claims WHERE instance_id = $1 AND task_id = $2),
 released AS (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import DecodeError
@@ -55,7 +55,11 @@ class SnapshotRow:
     definition_hash: bytes
 
     def values(self) -> tuple[object, ...]:
-        return astuple(self)
+        # Field by field: dataclasses.astuple deep-copies every value (the snapshot blob included).
+        return tuple(getattr(self, name) for name in _ROW_FIELDS)
+
+
+_ROW_FIELDS = tuple(field.name for field in fields(SnapshotRow))
 
 
 def snapshot_row(snapshot: pb.WorkflowSnapshot) -> SnapshotRow:

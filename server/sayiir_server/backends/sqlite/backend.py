@@ -41,7 +41,7 @@ class SqliteStore:
         database = await DatabaseThread.start(open_storage, url, deliver)
         return cls(url, database)
 
-    async def write(self, composite: Composite[_T]) -> _T:
+    async def write(self, composite: Composite[_T], *, single_statement: bool = False) -> _T:
         """A write that may share its commit (and fsync) with other writes queued at the same time."""
         return await self._database.run(lambda storage: storage.run(composite, write=True), groupable=True)
 

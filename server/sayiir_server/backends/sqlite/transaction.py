@@ -207,6 +207,9 @@ class SqliteTransaction:
         self._db.execute(sql.UPSERT_CLAIM, params)
         return True
 
+    async def claim_all(self, claims: Sequence[pb.TaskClaim], now: datetime) -> set[tuple[str, bytes]]:
+        return {(claim.instance_id, claim.task_id) for claim in claims if await self.claim(claim, now)}
+
     async def release(self, instance_id: str, task_id: bytes, worker_id: str) -> ClaimAnswer:
         held = self._claim(instance_id, task_id)
         if held is None or held.worker_id != worker_id:
