@@ -29,7 +29,8 @@ from sayiir_client.errors import (
 )
 from sayiir_client.ids import DefinitionHash, TaskId
 from sayiir_client.options import DEFAULT_DEADLINE, IDEMPOTENT_METHODS, KeepaliveOptions, RetryOptions
-from sayiir_client.tasks import task_input, whole_task
+from sayiir_client.tasks import advanced_to, completed_with, task_input, whole_task
+from sayiir_client.worker import TaskHandler, Worker, WorkerOptions, WorkerStats
 
 __version__ = "0.1.0"
 """This release; the distribution's version (setuptools reads it), the same as sayiir_server.__version__."""
@@ -60,11 +61,17 @@ __all__ = [
     "SerializationError",
     "ServerUnavailableError",
     "SignalKind",
+    "TaskHandler",
     "TaskId",
     "TransportError",
+    "Worker",
+    "WorkerOptions",
+    "WorkerStats",
     "WorkflowOrder",
     "WorkflowPage",
     "WorkflowState",
+    "advanced_to",
+    "completed_with",
     "task_input",
     "whole_task",
 ]
