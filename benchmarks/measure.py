@@ -42,6 +42,11 @@ class Measurement:
         return percentile(sorted(self.latencies), 0.99) * 1000
 
 
+def of_latencies(latencies: Sequence[float]) -> Measurement:
+    """Sequential probes: their latencies; the window is their total."""
+    return Measurement(tuple(latencies), sum(latencies), len(latencies))
+
+
 async def closed_loop(operation: Operation, clients: int, warmup: float, duration: float) -> Measurement:
     """Run `clients` concurrent loops of `operation`: a warm-up, then a window of `duration` seconds.
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchmarks.workload import completed_snapshot, scaling_snapshot
+from benchmarks.workload import completed_snapshot, ready_snapshot, scaling_snapshot
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.domain.engine import Engine
 from sayiir_server.domain.model import utc_now
 
 ROWS_PER_TRANSACTION = 2_000
 
-SEED_KINDS = ("in_progress", "completed")
+SEED_KINDS = ("in_progress", "completed", "worker_path")
+
+WORKER_PATH_INPUT = b"x" * 2048
+"""The 2 KB input of the single-task workflows the worker-path rows complete."""
 
 
 def _builder(kind: str) -> Callable[[int], pb.WorkflowSnapshot]:
@@ -25,6 +28,8 @@ def _builder(kind: str) -> Callable[[int], pb.WorkflowSnapshot]:
         return lambda index: scaling_snapshot(index, now)
     if kind == "completed":
         return lambda index: completed_snapshot(f"done-{index:07d}")
+    if kind == "worker_path":
+        return lambda index: ready_snapshot(f"wp-{index:07d}", initial_input=WORKER_PATH_INPUT)
     raise ValueError(f"unknown seed kind {kind!r}; known: {', '.join(SEED_KINDS)}")
 
 
