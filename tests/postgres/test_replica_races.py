@@ -9,10 +9,13 @@ from datetime import timedelta
 import pytest
 
 from sayiir_server.api.wakeups import WakeupHub
+from sayiir_server.backends.postgres import backend as postgres_backend
+from sayiir_server.domain.claims import new_claim
 from sayiir_server.domain.dispatch import signal_task_id
 from sayiir_server.domain.engine import Engine
-from sayiir_server.domain.model import find_result
-from tests.contract.builders import at_delay, at_signal, at_task, seconds_ago, task_id
+from sayiir_server.domain.model import find_result, utc_now
+from sayiir_server.domain.port import Lock, Transaction
+from tests.contract.builders import at_delay, at_signal, at_task, completed, seconds_ago, task_id
 from tests.postgres.conftest import OpenReplica
 
 pytestmark = pytest.mark.postgres
@@ -126,3 +129,37 @@ async def test_replicas_racing_to_record_fork_branch_results_keep_all_of_them(
     snapshot = await replicas[0].load_snapshot("order-1")
     recorded = {result.task_id: result.output for result in snapshot.in_progress.completed_tasks}
     assert recorded == {task_id(branch): branch.encode() for branch in branches}
+
+
+async def test_a_completion_waits_for_a_claimer_holding_its_row_instead_of_deadlocking(
+    postgres_url: str, open_replica: OpenReplica, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """COMPLETE-1.1 under the claimer's lock order: the snapshot row first, then its claim.
+
+    The claimer locks the row, then (a round trip later) tries the claim the completer holds; the
+    completer must not hold that claim row while it waits for the snapshot row, or each waits for
+    the other until PostgreSQL aborts one of them as a deadlock (retried, so seen here with retries off)."""
+    monkeypatch.setattr(postgres_backend, "_ATTEMPTS", 1)
+    completer, claimer = await open_replica(postgres_url), await open_replica(postgres_url)
+    snapshot = at_task("order-1")
+    await completer.save_snapshot(snapshot)
+    fetch = task_id("fetch")
+    assert await completer.claim_task("order-1", fetch, "worker-a", timedelta(minutes=5)) is not None
+    row_locked, claim_tried = asyncio.Event(), asyncio.Event()
+
+    async def lock_row_then_claim(tx: Transaction) -> bool:
+        await tx.load("order-1", Lock.UPDATE)
+        row_locked.set()
+        await claim_tried.wait()
+        lease = new_claim("order-1", fetch, "worker-b", utc_now(), timedelta(minutes=5))
+        return bool(await tx.claim_unsignalled([lease], utc_now()))
+
+    claiming = asyncio.ensure_future(claimer.storage.write(lock_row_then_claim))
+    await row_locked.wait()
+    finished = completed("order-1")
+    completing = asyncio.ensure_future(completer.complete_task(finished, fetch, "worker-a"))
+    await asyncio.sleep(0.2)  # the completion reaches PostgreSQL and waits for the row
+    claim_tried.set()
+
+    assert await asyncio.wait_for(claiming, 10) is False
+    assert await asyncio.wait_for(completing, 10) is True

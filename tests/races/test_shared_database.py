@@ -9,15 +9,10 @@ once; the assertions are the outcomes some serial order of the same calls could 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
-from pathlib import Path
-
-import pytest
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from sayiir_client.errors import CannotCancelError
-from sayiir_server.backends import open_backend
 from sayiir_server.domain.dispatch import signal_task_id
 from sayiir_server.domain.model import CANCEL, PAUSE, find_result, state_of, utc_now
 from sayiir_server.domain.traits import Backend
@@ -30,42 +25,13 @@ from tests.contract.builders import (
     signal_request,
     task_id,
 )
+from tests.races.conftest import OpenShared
 
 INSTANCES = 24
 CANCEL_RACE_INSTANCES = 128
 CANCEL_RACE_ROUNDS = 10
 AGING = timedelta(seconds=60)
 TTL = timedelta(minutes=5)
-
-OpenShared = Callable[..., Awaitable[Backend]]
-"""Open another backend object on the test's one database; `clock=` optional."""
-
-
-@asynccontextmanager
-async def _shared_url(kind: str, tmp_path: Path) -> AsyncIterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path}/shared.db"
-        return
-    from tests.support.postgres import temporary_database_url
-
-    async with temporary_database_url() as url:
-        yield url
-
-
-@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)])
-async def open_shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OpenShared]:
-    """Opens engines on the test's one shared database (SQLite file or PostgreSQL schema)."""
-    opened: list[Backend] = []
-    async with _shared_url(request.param, tmp_path) as url:
-
-        async def open_shared(clock: Callable[[], datetime] = utc_now) -> Backend:
-            backend = await open_backend(url, clock=clock)
-            opened.append(backend)
-            return backend
-
-        yield open_shared
-        for backend in opened:
-            await backend.close()
 
 
 async def _pair(open_shared: OpenShared) -> tuple[Backend, Backend]:

@@ -251,8 +251,10 @@ class MemoryTransaction:
         self._set(self._t.claims, key, _copy(claim))
         return True
 
-    async def claim_all(self, claims: Sequence[pb.TaskClaim], now: datetime) -> set[tuple[str, bytes]]:
-        return {(claim.instance_id, claim.task_id) for claim in claims if await self.claim(claim, now)}
+    async def claim_unsignalled(self, claims: Sequence[pb.TaskClaim], now: datetime) -> set[tuple[str, bytes]]:
+        signalled = await self._signalled_among([claim.instance_id for claim in claims])
+        unsignalled = [claim for claim in claims if claim.instance_id not in signalled]
+        return {(claim.instance_id, claim.task_id) for claim in unsignalled if await self.claim(claim, now)}
 
     async def release(self, instance_id: str, task_id: bytes, worker_id: str) -> ClaimAnswer:
         held = self._t.claims.get((instance_id, task_id))
@@ -324,7 +326,7 @@ class MemoryTransaction:
                 page.append(self._candidate(row))
         return pages
 
-    async def signalled_among(self, instance_ids: Sequence[str]) -> set[str]:
+    async def _signalled_among(self, instance_ids: Sequence[str]) -> set[str]:
         return {instance_id for instance_id in instance_ids if self._signalled(instance_id)}
 
     async def hinted(self, instance_id: str, task_id: bytes) -> Candidate | None:

@@ -366,14 +366,12 @@ class Engine(Backend):
 
         async def claim(tx: Transaction) -> list[pb.ClaimedTask]:
             tasks = self._fitting(await selection.choose(tx, chosen), demand.max_bytes)
-            signalled = await tx.signalled_among([task.instance_id for task in tasks]) if tasks else set()
+            leases = [claims.new_claim(t.instance_id, t.task_id, demand.worker_id, now, demand.ttl) for t in tasks]
             # A request stored just before the lock keeps its task: the guard says no.
-            offered = [task for task in tasks if task.instance_id not in signalled]
-            leases = [claims.new_claim(t.instance_id, t.task_id, demand.worker_id, now, demand.ttl) for t in offered]
-            won = await tx.claim_all(leases, now) if leases else set()
+            won = await tx.claim_unsignalled(leases, now) if leases else set()
             return [
                 pb.ClaimedTask(task=task, claim=lease)
-                for task, lease in zip(offered, leases, strict=True)
+                for task, lease in zip(tasks, leases, strict=True)
                 if (lease.instance_id, lease.task_id) in won
             ]
 

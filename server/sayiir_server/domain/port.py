@@ -215,8 +215,9 @@ class Transaction(Protocol):
         """Store `claim` unless a claim on its (instance, task) has no expiry or one after `now`."""
         ...
 
-    async def claim_all(self, claims: Sequence[pb.TaskClaim], now: datetime) -> set[tuple[str, bytes]]:
-        """`claim` each of them (distinct keys) at once; the (instance id, task id) keys that were stored."""
+    async def claim_unsignalled(self, claims: Sequence[pb.TaskClaim], now: datetime) -> set[tuple[str, bytes]]:
+        """`claim` each of them (distinct keys) at once, except those of instances with a pending request (exact
+        for rows this transaction has locked); the (instance id, task id) keys that were stored."""
         ...
 
     async def release(self, instance_id: str, task_id: bytes, worker_id: str) -> ClaimAnswer:
@@ -251,10 +252,6 @@ class Transaction(Protocol):
 
     async def ready_pages(self, query: ReadyQuery) -> dict[int, list[Candidate]]:
         """Pages of ready rows by priority, each by (updated_at, instance id), at most page_size rows each."""
-        ...
-
-    async def signalled_among(self, instance_ids: Sequence[str]) -> set[str]:
-        """Of these instances, those with a pending request; exact for rows this transaction has locked."""
         ...
 
     async def hinted(self, instance_id: str, task_id: bytes) -> Candidate | None:

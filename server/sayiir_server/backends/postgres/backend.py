@@ -309,7 +309,7 @@ class PostgresTransaction:
         args = (claim.instance_id, claim.task_id, claim.worker_id, now, expires_at)
         return await self._db.fetchval(queries.CLAIM_TASK, *args) is not None
 
-    async def claim_all(self, claims: Sequence[pb.TaskClaim], now: datetime) -> set[tuple[str, bytes]]:
+    async def claim_unsignalled(self, claims: Sequence[pb.TaskClaim], now: datetime) -> set[tuple[str, bytes]]:
         columns = (
             [claim.instance_id for claim in claims],
             [claim.task_id for claim in claims],
@@ -317,7 +317,7 @@ class PostgresTransaction:
             [now] * len(claims),
             [to_datetime(claim.expires_at) if claim.HasField("expires_at") else None for claim in claims],
         )
-        rows = await self._db.fetch(queries.CLAIM_TASKS, *columns)
+        rows = await self._db.fetch(queries.CLAIM_UNSIGNALLED, *columns)
         return {(row["instance_id"], row["task_id"]) for row in rows}
 
     async def release(self, instance_id: str, task_id: bytes, worker_id: str) -> ClaimAnswer:
@@ -344,7 +344,7 @@ class PostgresTransaction:
         locked = await self._db.fetch(queries.LOCK_DUE, list(instance_ids))
         if not locked:
             return []
-        held = await self.signalled_among([row["instance_id"] for row in locked])
+        held = await self._signalled_among([row["instance_id"] for row in locked])
         return [Candidate(decode_snapshot(row["snapshot"]), row["instance_id"] in held, None) for row in locked]
 
     async def ready_pages(self, query: ReadyQuery) -> dict[int, list[Candidate]]:
@@ -366,7 +366,7 @@ class PostgresTransaction:
             pages.setdefault(row["priority"], []).append(_candidate(row))
         return pages
 
-    async def signalled_among(self, instance_ids: Sequence[str]) -> set[str]:
+    async def _signalled_among(self, instance_ids: Sequence[str]) -> set[str]:
         rows = await self._db.fetch(queries.SIGNALLED_AMONG, list(instance_ids))
         return {row["instance_id"] for row in rows}
 

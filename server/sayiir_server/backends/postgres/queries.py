@@ -59,11 +59,18 @@ saved AS (
 """
 """Insert or overwrite a snapshot (also the write of every read-modify-write transaction)."""
 
+# A fenced write locks the snapshot row before the claim row, the order a claimer locks them in (the ready row
+# FOR UPDATE, then its claim): locked the other way round, a completion and a claimer who met the same row
+# deadlock. The count(*) makes the claim's condition wait for the row lock without depending on the row.
+_ROW_FIRST = "row_lock AS (SELECT 1 FROM snapshots WHERE instance_id = $1::text FOR UPDATE)"
+_AFTER_ROW_LOCK = "(SELECT count(*) FROM row_lock) >= 0"
+
 SAVE_SNAPSHOT_FENCED = f"""
-WITH claim AS (
+WITH {_ROW_FIRST},
+claim AS (
     SELECT 1 FROM claims
     WHERE instance_id = $1::text AND task_id = $18::bytea AND worker_id = $19::text
-      AND (expires_at IS NULL OR expires_at > $20::timestamptz)
+      AND (expires_at IS NULL OR expires_at > $20::timestamptz) AND {_AFTER_ROW_LOCK}
     FOR UPDATE
 ),
 {_PREVIOUS},
@@ -77,10 +84,11 @@ saved AS (
 """Save only while $19 holds a live claim on ($1, $18) at $20; the claim row stays locked until commit."""
 
 SAVE_SNAPSHOT_AND_RELEASE = f"""
-WITH claim AS (
+WITH {_ROW_FIRST},
+claim AS (
     DELETE FROM claims
     WHERE instance_id = $1::text AND task_id = $18::bytea AND worker_id = $19::text
-      AND (expires_at IS NULL OR expires_at > $20::timestamptz)
+      AND (expires_at IS NULL OR expires_at > $20::timestamptz) AND {_AFTER_ROW_LOCK}
     RETURNING 1
 ),
 {_PREVIOUS},
@@ -166,15 +174,18 @@ RETURNING 1
 """
 """Claim, or replace an expired claim, in one statement; no row back while a live claim exists."""
 
-CLAIM_TASKS = """
+CLAIM_UNSIGNALLED = """
 INSERT INTO claims AS c (instance_id, task_id, worker_id, claimed_at, expires_at)
-SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+SELECT v.* FROM unnest($1::text[], $2::bytea[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+    AS v (instance_id, task_id, worker_id, claimed_at, expires_at)
+WHERE NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = v.instance_id)
 ON CONFLICT (instance_id, task_id) DO UPDATE
     SET worker_id = excluded.worker_id, claimed_at = excluded.claimed_at, expires_at = excluded.expires_at
     WHERE c.expires_at IS NOT NULL AND c.expires_at <= excluded.claimed_at
 RETURNING c.instance_id, c.task_id
 """
-"""CLAIM_TASK for many (instance, task) keys at once: the keys returned are the ones claimed."""
+"""CLAIM_TASK for many (instance, task) keys at once, skipping instances with a pending request (exact for rows
+the transaction has locked: store_signal locks the row too); the keys returned are the ones claimed."""
 
 RELEASE_TASK_CLAIM = """
 WITH holder AS (SELECT worker_id FROM claims WHERE instance_id = $1 AND task_id = $2),
@@ -244,12 +255,22 @@ _CLAIM_OF_READY_TASK = "LEFT JOIN claims c ON c.instance_id = s.instance_id AND 
 # Prefilters of rule 3 (each only narrows; the engine decides): retry backoff elapsed ($3), every task tag
 # among the worker's ($4, empty takes anything), no pending request, no live claim on the ready task, one of
 # the claimer's definitions ($9, empty takes any; rows from before migration 0002 may lack the column).
+# The live claim is an anti-join, not a filter over a LEFT JOIN: the planner reads "c.worker_id IS NULL" by the
+# claims table's statistics (never NULL there), expects one row, and sorts the whole ready set instead of
+# walking an index to the first page (2.4 ms instead of 0.3 ms at 2,000 ready rows).
 _CANDIDATE_PREFILTER = """
       AND (s.next_retry_at IS NULL OR s.next_retry_at <= $3::timestamptz)
       AND (cardinality($4::text[]) = 0 OR s.tags <@ $4::text[])
       AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
-      AND (c.worker_id IS NULL OR c.expires_at <= $3::timestamptz)
+      AND NOT EXISTS (SELECT 1 FROM claims c
+                      WHERE c.instance_id = s.instance_id AND c.task_id = s.ready_task_id
+                        AND (c.expires_at IS NULL OR c.expires_at > $3::timestamptz))
       AND (cardinality($9::bytea[]) = 0 OR s.definition_hash IS NULL OR s.definition_hash = ANY($9::bytea[]))
+"""
+
+# What the prefilter leaves is known: no pending request, no live claim (an expired one counts as none).
+_FACTS_OF_CANDIDATE = """
+    false AS signalled, NULL::text AS worker_id, NULL::timestamptz AS claimed_at, NULL::timestamptz AS expires_at
 """
 
 # $1 worker, $2 page size, $5 only rows $1 failed last (else only the others), $6 priority (NULL: every
@@ -275,7 +296,6 @@ WITH RECURSIVE priorities (priority) AS (
 SELECT page.* FROM priorities p CROSS JOIN LATERAL (
     SELECT s.priority, s.snapshot, {facts}
     FROM snapshots s
-    {claim_of_ready_task}
     WHERE s.ready_task_id IS NOT NULL AND s.priority = p.priority
       AND (s.updated_at, s.instance_id) > ($7::timestamptz, $8::text)
       {split}
@@ -287,8 +307,7 @@ SELECT page.* FROM priorities p CROSS JOIN LATERAL (
 WHERE p.priority IS NOT NULL
 """
 _PAGE_PARTS = {
-    "facts": _FACTS,
-    "claim_of_ready_task": _CLAIM_OF_READY_TASK,
+    "facts": _FACTS_OF_CANDIDATE,
     "split": _SPLIT,
     "prefilter": _CANDIDATE_PREFILTER,
 }

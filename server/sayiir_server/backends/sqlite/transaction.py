@@ -207,8 +207,10 @@ class SqliteTransaction:
         self._db.execute(sql.UPSERT_CLAIM, params)
         return True
 
-    async def claim_all(self, claims: Sequence[pb.TaskClaim], now: datetime) -> set[tuple[str, bytes]]:
-        return {(claim.instance_id, claim.task_id) for claim in claims if await self.claim(claim, now)}
+    async def claim_unsignalled(self, claims: Sequence[pb.TaskClaim], now: datetime) -> set[tuple[str, bytes]]:
+        signalled = await self._signalled_among([claim.instance_id for claim in claims])
+        unsignalled = [claim for claim in claims if claim.instance_id not in signalled]
+        return {(claim.instance_id, claim.task_id) for claim in unsignalled if await self.claim(claim, now)}
 
     async def release(self, instance_id: str, task_id: bytes, worker_id: str) -> ClaimAnswer:
         held = self._claim(instance_id, task_id)
@@ -265,7 +267,7 @@ class SqliteTransaction:
             for priority in priorities
         }
 
-    async def signalled_among(self, instance_ids: Sequence[str]) -> set[str]:
+    async def _signalled_among(self, instance_ids: Sequence[str]) -> set[str]:
         rows = self._db.execute(sql.SIGNALLED_AMONG, {"instance_ids": json.dumps(list(instance_ids))})
         return {row[0] for row in rows}
 
