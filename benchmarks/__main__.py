@@ -7,7 +7,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from benchmarks.harness import Harness, RunConfig
+from benchmarks.harness import PHASES, Harness, RunConfig
 from benchmarks.targets import BACKEND_NAMES
 
 
@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> None:
         help=f"comma-separated subset of {','.join(BACKEND_NAMES)} (default: all; unavailable ones are skipped)",
     )
     parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"comma-separated subset of {','.join(PHASES)} (default: all)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="profile the server (pyinstrument) during every measurement, into OUT/profiles",
@@ -33,9 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(backends) - set(BACKEND_NAMES))
     if unknown:
         parser.error(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKEND_NAMES)}")
+    phases = tuple(name.strip() for name in arguments.phases.split(",") if name.strip())
+    if unknown_phases := sorted(set(phases) - set(PHASES)):
+        parser.error(f"unknown phase(s) {', '.join(unknown_phases)}; known: {', '.join(PHASES)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     factory = RunConfig.quick_run if arguments.quick else RunConfig.full
-    config = factory(arguments.out.resolve(), backends, profile=arguments.profile)
+    config = factory(arguments.out.resolve(), backends, profile=arguments.profile, phases=phases)
     asyncio.run(Harness(config).run())
 
 

@@ -34,14 +34,33 @@ from benchmarks.scaling import Population, find_latency
 from benchmarks.server_process import ServerProcess
 from benchmarks.targets import TARGETS, BackendTarget, unavailable_reason
 from benchmarks.wakeup import wakeup_latency
+from benchmarks.worker_path import (
+    WORKERS,
+    PathResult,
+    direct_polling,
+    direct_queue,
+    dispatch_latency,
+    four_rpc_cycle,
+    worker_path,
+)
 
 logger = logging.getLogger("benchmarks")
 
 WAKEUP_ROW = "wakeup: save → WatchWakeups hint"
 WAKEUP_ACROSS_REPLICAS_ROW = "wakeup across replicas: save on A → WatchWakeups hint on B"
+WORKER_PATH_ROW = "worker path: ClaimAvailableTasks + CompleteTask (Worker)"
+FOUR_RPC_ROW = "4-RPC cycle: find → ClaimTask → SaveSnapshotFenced → Release"
+DIRECT_POLLING_ROW = "direct PostgreSQL, sayiir-postgres style polling (4 statements)"
+DIRECT_QUEUE_ROW = "direct PostgreSQL, SKIP LOCKED queue (2 statements)"
+DISPATCH_ROW = "dispatch latency: PrepareRun → claim held by a waiting ClaimAvailableTasks"
+DISPATCH_ACROSS_REPLICAS_ROW = "dispatch latency across replicas: PrepareRun on A → claim held on B"
 
 _MIB = 1024 * 1024
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 16 * _MIB), ("grpc.max_send_message_length", 16 * _MIB)]
+
+
+PHASES = ("throughput", "worker-path", "scaling")
+"""What a run measures of each backend, in this order."""
 
 
 @dataclass(frozen=True)
@@ -61,14 +80,21 @@ class RunConfig:
     scaling_levels: tuple[int, ...] = (1_000, 10_000, 100_000)
     find_calls: int = 50
     find_budget_seconds: float = 3.0
+    worker_path_workflows: int = 2000
+    dispatch_samples: int = 200
     profile: bool = False
+    phases: tuple[str, ...] = PHASES
 
     @classmethod
-    def full(cls, out: Path, backends: Sequence[str], profile: bool = False) -> RunConfig:
-        return cls(out=out, quick=False, backends=tuple(backends), profile=profile)
+    def full(
+        cls, out: Path, backends: Sequence[str], profile: bool = False, phases: Sequence[str] = PHASES
+    ) -> RunConfig:
+        return cls(out=out, quick=False, backends=tuple(backends), profile=profile, phases=tuple(phases))
 
     @classmethod
-    def quick_run(cls, out: Path, backends: Sequence[str], profile: bool = False) -> RunConfig:
+    def quick_run(
+        cls, out: Path, backends: Sequence[str], profile: bool = False, phases: Sequence[str] = PHASES
+    ) -> RunConfig:
         """Tiny counts and the 1,000-instance population only: a smoke test of every code path."""
         return cls(
             out=out,
@@ -82,7 +108,10 @@ class RunConfig:
             scaling_levels=(1_000,),
             find_calls=10,
             find_budget_seconds=1.0,
+            worker_path_workflows=40,
+            dispatch_samples=5,
             profile=profile,
+            phases=tuple(phases),
         )
 
     @property
@@ -136,6 +165,15 @@ def _client_cpu_seconds() -> float:
 def _wakeup_row(name: str, backend: str, result: measure.Measurement, note: str) -> Row:
     row = Row.measured(name, backend, result, kind="wakeup", note=note)
     row.ops_per_s = None  # sequential probes: a rate would only restate the latency
+    return row
+
+
+def _path_row(name: str, backend: str, result: PathResult, server_cpu_seconds: float | None) -> Row:
+    """Workflows per second of one path; CPU µs/op is the server's per completed workflow."""
+    row = Row(name, backend, kind="worker_path", ops_per_s=result.per_second, samples=result.workflows)
+    if server_cpu_seconds is not None and result.workflows:
+        row.server_cpu_us_per_op = server_cpu_seconds / result.workflows * 1e6
+    row.note = f"{WORKERS} workers, {result.workflows:,} single-task workflows, 2 KB inputs; workflows/s"
     return row
 
 
@@ -250,7 +288,14 @@ class Harness:
             logger.warning("skipping %s: %s", target.name, reason)
             return
         self.report.backends[target.name] = "measured"
-        for phase, work in (("throughput", self._measure_throughput), ("scaling", self._measure_scaling)):
+        phases = (
+            ("throughput", self._measure_throughput),
+            ("worker-path", self._measure_worker_path),
+            ("scaling", self._measure_scaling),
+        )
+        for phase, work in phases:
+            if phase not in self.config.phases:
+                continue
             try:
                 await work(target)
             except Exception as error:  # one failed phase becomes a row; the other phases and backends still run
@@ -302,6 +347,40 @@ class Harness:
             return
         note = "save sent to replica A, WatchWakeups on replica B (two server processes, one database); one at a time"
         self.report.rows.append(_wakeup_row(name, backend, result, note))
+
+    # -- the worker path -----------------------------------------------------------------------------
+
+    async def _measure_worker_path(self, target: BackendTarget) -> None:
+        """Both service paths on fresh workflows of one server, then (PostgreSQL) both direct baselines."""
+        workflows = self.config.worker_path_workflows
+        async with (
+            target.fresh_url() as url,
+            _serving(["--backend", url], self._logs / f"{target.name}-worker-path.log") as (server, _),
+        ):
+            for start, name, path in ((0, WORKER_PATH_ROW, worker_path), (workflows, FOUR_RPC_ROW, four_rpc_cycle)):
+                logger.info("%s: %s", target.name, name)
+                await server.command("seed", kind="worker_path", start=start, count=workflows)
+                async with _profiling(server, self._profile_path(target.name, name)):
+                    cpu = server.cpu_seconds()
+                    result = await path(server.address, workflows)
+                    cpu = server.cpu_seconds() - cpu
+                self.report.rows.append(_path_row(name, target.name, result, cpu))
+            await self._measure_dispatch(target.name, DISPATCH_ROW, server.address, server.address)
+            if target.replicated:
+                async with _serving(["--backend", url], self._logs / f"{target.name}-replica-b.log") as (replica, _):
+                    await self._measure_dispatch(
+                        target.name, DISPATCH_ACROSS_REPLICAS_ROW, server.address, replica.address
+                    )
+            if target.name == "postgres":
+                for name, direct in ((DIRECT_POLLING_ROW, direct_polling), (DIRECT_QUEUE_ROW, direct_queue)):
+                    logger.info("%s: %s", target.name, name)
+                    self.report.rows.append(_path_row(name, target.name, await direct(url, workflows), None))
+
+    async def _measure_dispatch(self, backend: str, name: str, start_address: str, claim_address: str) -> None:
+        logger.info("%s: %s", backend, name)
+        prefix = "latency-across" if start_address != claim_address else "latency"
+        result = await dispatch_latency(start_address, self.config.dispatch_samples, claim_address, prefix)
+        self.report.rows.append(Row.measured(name, backend, result, kind="latency", note="one at a time"))
 
     # -- scaling -------------------------------------------------------------------------------------
 
@@ -388,7 +467,51 @@ def evaluate_targets(report: Report, config: RunConfig) -> list[Target]:
         if report.backends.get(backend) != "measured":
             continue
         targets.extend(_scaling_targets(report, backend, config))
+    targets.extend(_worker_path_targets(report))
     return targets
+
+
+def _per_second_ratio(report: Report, backend: str, numerator: str, denominator: str) -> tuple[str, float | None]:
+    top, bottom = report.find(numerator, backend), report.find(denominator, backend)
+    if top is None or bottom is None or not top.ops_per_s or not bottom.ops_per_s:
+        return "not measured", None
+    ratio = top.ops_per_s / bottom.ops_per_s
+    return f"{top.ops_per_s:,.0f} vs {bottom.ops_per_s:,.0f} workflows/s = {ratio:.2f}×", ratio
+
+
+def _worker_path_targets(report: Report) -> list[Target]:
+    """The worker-path issue's targets: ratios of one run, latencies, and server CPU per workflow (reported)."""
+    targets = []
+    measured = [backend for backend, status in report.backends.items() if status == "measured"]
+    for backend in measured:
+        if backend == "postgres":
+            text, ratio = _per_second_ratio(report, backend, WORKER_PATH_ROW, DIRECT_POLLING_ROW)
+            targets.append(Target("postgres: worker path ≥ 1.5× sayiir-style polling", text, _at_least(ratio, 1.5)))
+            text, ratio = _per_second_ratio(report, backend, WORKER_PATH_ROW, DIRECT_QUEUE_ROW)
+            targets.append(Target("postgres: worker path vs the SKIP LOCKED queue (headed for ≥ 1.0×)", text, None))
+        else:
+            text, ratio = _per_second_ratio(report, backend, WORKER_PATH_ROW, FOUR_RPC_ROW)
+            targets.append(Target(f"{backend}: worker path ≥ 3× the 4-RPC cycle", text, _at_least(ratio, 3.0)))
+        for name in (DISPATCH_ROW, DISPATCH_ACROSS_REPLICAS_ROW):
+            row = report.find(name, backend)
+            if row is None or row.p50_ms is None or row.p99_ms is None:
+                continue
+            met = row.p50_ms <= 5 and row.p99_ms <= 20
+            label = "dispatch latency" + (" across replicas" if name == DISPATCH_ACROSS_REPLICAS_ROW else "")
+            targets.append(
+                Target(
+                    f"{backend}: {label} p50 ≤ 5 ms, p99 ≤ 20 ms", f"p50 {row.p50_ms:.2f}, p99 {row.p99_ms:.2f} ms", met
+                )
+            )
+        path = report.find(WORKER_PATH_ROW, backend)
+        if path is not None and path.server_cpu_us_per_op:
+            cpu = f"{path.server_cpu_us_per_op:,.0f} µs of server CPU per completed workflow"
+            targets.append(Target(f"{backend}: server CPU per workflow (reported)", cpu, None))
+    return targets
+
+
+def _at_least(ratio: float | None, bound: float) -> bool | None:
+    return None if ratio is None else ratio >= bound
 
 
 def _cpu_ratio(row: Row) -> str:

@@ -96,11 +96,14 @@ async def worker_path(address: str, workflows: int, workers: int = WORKERS) -> P
 
 
 async def four_rpc_cycle(address: str, workflows: int, workers: int = WORKERS) -> PathResult:
-    """The 4-RPC cycle through AsyncPersistenceClient, every worker racing for the same top candidates."""
-    completed_count = [0]
+    """The 4-RPC cycle through AsyncPersistenceClient, every worker racing for the same top candidates.
+
+    Without the post-claim guard, a worker whose find predates another's completion claims the released task
+    and completes it again: only distinct workflows count."""
+    completed_ids: set[str] = set()
 
     async def run(worker_id: str, client: AsyncPersistenceClient) -> None:
-        while completed_count[0] < workflows:
+        while len(completed_ids) < workflows:
             tasks = await client.find_available_tasks(worker_id, FIND_LIMIT, timedelta(seconds=1))
             if not tasks:
                 await asyncio.sleep(0.005)
@@ -110,7 +113,7 @@ async def four_rpc_cycle(address: str, workflows: int, workers: int = WORKERS) -
                     continue
                 done = completed(task.snapshot, output_of(task.input))
                 if await client.save_snapshot_fenced(done, task.task_id, worker_id):
-                    completed_count[0] += 1
+                    completed_ids.add(task.instance_id)
                 await client.release_task_claim(task.instance_id, task.task_id, worker_id)
 
     clients = [AsyncPersistenceClient(address) for _ in range(workers)]
@@ -122,10 +125,12 @@ async def four_rpc_cycle(address: str, workflows: int, workers: int = WORKERS) -
     finally:
         for client in clients:
             await client.close()
-    return PathResult(completed_count[0], time.perf_counter() - started)
+    return PathResult(len(completed_ids), time.perf_counter() - started)
 
 
-async def dispatch_latency(address: str, samples: int, claim_address: str | None = None) -> measure.Measurement:
+async def dispatch_latency(
+    address: str, samples: int, claim_address: str | None = None, prefix: str = "latency"
+) -> measure.Measurement:
     """PrepareRun on `address` until a worker waiting in ClaimAvailableTasks (on `claim_address`) holds it."""
     starter = AsyncPersistenceClient(address)
     claimer = AsyncPersistenceClient(claim_address or address)
@@ -139,7 +144,7 @@ async def dispatch_latency(address: str, samples: int, claim_address: str | None
             )
             await asyncio.sleep(0.02)  # let the claim reach the server and start waiting
             started = time.perf_counter()
-            await starter.prepare_run(f"latency-{index:05d}", LATENCY_DEFINITION, b"x", pb.FirstTask(task_id=TASK_A))
+            await starter.prepare_run(f"{prefix}-{index:05d}", LATENCY_DEFINITION, b"x", pb.FirstTask(task_id=TASK_A))
             claimed = await waiting
             if claimed:
                 latencies.append(time.perf_counter() - started)

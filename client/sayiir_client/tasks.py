@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from sayiir_client.v1 import messages_pb2 as pb
@@ -44,9 +44,14 @@ def completed_with(snapshot: pb.WorkflowSnapshot, output: bytes) -> pb.WorkflowS
 
 
 def advanced_to(
-    snapshot: pb.WorkflowSnapshot, task_id: bytes, output: bytes, next_task_id: bytes
+    snapshot: pb.WorkflowSnapshot,
+    task_id: bytes,
+    output: bytes,
+    next_task_id: bytes,
+    next_task_tags: Sequence[str] = (),
 ) -> pb.WorkflowSnapshot:
-    """The snapshot after task `task_id` returned `output`: its result recorded, positioned at `next_task_id`."""
+    """The snapshot after task `task_id` returned `output`: its result recorded, positioned at `next_task_id`
+    (which only workers carrying every one of `next_task_tags` are offered)."""
     advanced = _copy(snapshot)
     running = advanced.in_progress
     for result in running.completed_tasks:
@@ -57,6 +62,8 @@ def advanced_to(
         running.completed_tasks.add(task_id=task_id, output=output)
     running.last_completed_task_id = task_id
     running.position.CopyFrom(pb.ExecutionPosition(at_task=pb.AtTask(task_id=next_task_id)))
+    del advanced.task_tags[:]
+    advanced.task_tags.extend(next_task_tags)
     advanced.ClearField("task_deadline")
     advanced.updated_at.GetCurrentTime()
     return advanced

@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 TaskHandler = Callable[[pb.AvailableTask], Awaitable["bytes | pb.WorkflowSnapshot"]]
 """Runs one task: returns its output (the workflow completes with it) or the next snapshot to save."""
 
+CompletionObserver = Callable[[pb.AvailableTask, pb.WorkflowSnapshot, bool], None]
+"""Told of each task's end: the task, the snapshot CompleteTask was sent, and whether it was saved."""
+
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -64,6 +67,8 @@ class WorkerOptions:
     """Longest backoff after repeated failures, for tasks without a policy of their own."""
     stop_on_signals: bool = True
     """run() stops gracefully on SIGTERM and SIGINT (only when called in the main thread)."""
+    on_completed: CompletionObserver | None = None
+    """Called after each CompleteTask (logging, metrics, progress reports)."""
 
 
 @dataclass
@@ -205,11 +210,14 @@ class Worker:
         finally:
             heartbeat.cancel()
         snapshot = outcome if isinstance(outcome, pb.WorkflowSnapshot) else completed_with(task.snapshot, outcome)
-        if await self.client.complete_task(snapshot, task.task_id, self.worker_id):
+        saved = await self.client.complete_task(snapshot, task.task_id, self.worker_id)
+        if saved:
             self.stats.completed += 1
         else:
             self.stats.leases_lost += 1
             logger.warning("worker %s: lease of %r lost: result dropped", self.worker_id, task.instance_id)
+        if self.options.on_completed is not None:
+            self.options.on_completed(task, snapshot, saved)
 
     async def _release(self, task: pb.AvailableTask) -> None:
         with contextlib.suppress(ClaimLostError, NotFoundError, BackendUnavailableError):

@@ -33,13 +33,24 @@ WAKEUP_ACROSS_REPLICAS_ROW = "wakeup across replicas: save on A → WatchWakeups
 FIND_AT_1K = "FindAvailableTasks(limit=10) @ 1,000 InProgress"
 FIND_AT_1K_WITH_COMPLETED = "FindAvailableTasks(limit=10) @ 1,000 InProgress + 1,000 Completed"
 MEMORY_ROW = "server memory per 10,000 instances"
+WORKER_PATH_ROWS = (
+    "worker path: ClaimAvailableTasks + CompleteTask (Worker)",
+    "4-RPC cycle: find → ClaimTask → SaveSnapshotFenced → Release",
+    "dispatch latency: PrepareRun → claim held by a waiting ClaimAvailableTasks",
+)
+POSTGRES_ONLY_ROWS = (
+    WAKEUP_ACROSS_REPLICAS_ROW,
+    "dispatch latency across replicas: PrepareRun on A → claim held on B",
+    "direct PostgreSQL, sayiir-postgres style polling (4 statements)",
+    "direct PostgreSQL, SKIP LOCKED queue (2 statements)",
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 
 def _expected_rows(backend: str) -> set[str]:
-    rows = {*THROUGHPUT_ROWS, WAKEUP_ROW, FIND_AT_1K}
-    rows |= {WAKEUP_ACROSS_REPLICAS_ROW} if backend == "postgres" else set()
+    rows = {*THROUGHPUT_ROWS, *WORKER_PATH_ROWS, WAKEUP_ROW, FIND_AT_1K}
+    rows |= set(POSTGRES_ONLY_ROWS) if backend == "postgres" else set()
     return rows | ({MEMORY_ROW} if backend == "memory" else {FIND_AT_1K_WITH_COMPLETED})
 
 

@@ -1,4 +1,4 @@
-"""The three-step example: two worker processes complete every run through a real server (SPEC.md §9)."""
+"""The three-step example: two worker processes complete every run through a real server (WORKER-1)."""
 
 from __future__ import annotations
 
