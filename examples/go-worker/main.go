@@ -46,7 +46,8 @@ const (
 	heartbeat = claimTTL / 3
 	// claimWait is how long each ClaimAvailableTasks waits for work before answering empty.
 	claimWait = time.Second
-	claims    = 20
+	// claimRounds bounds the ClaimAvailableTasks calls before the demo gives up on its instance.
+	claimRounds = 20
 	// runTimeout bounds the whole demo, so a server that stops answering cannot hang it.
 	runTimeout = time.Minute
 )

@@ -119,9 +119,9 @@ func runTask(ctx context.Context, s stores, claimed *persistencev1.ClaimedTask, 
 }
 
 // work claims tasks of this worker's workflow (waiting for them) and runs them until instanceID is
-// done; nil output when it was not done within `claims` rounds.
+// done; nil output when it was not done within claimRounds calls.
 func work(ctx context.Context, s stores, instanceID, workerID string) ([]byte, error) {
-	for round := 0; round < claims; round++ {
+	for round := 0; round < claimRounds; round++ {
 		response, err := s.claims.ClaimAvailableTasks(ctx, &persistencev1.ClaimAvailableTasksRequest{
 			WorkerId: workerID,
 			Limit:    10,
