@@ -1,1 +1,1 @@
-"""Runnable examples of workers using the persistence service (Python; see node-worker/ for TypeScript)."""
+"""Runnable examples of workers using the persistence service (Python; node-worker/ is TypeScript, go-worker/ Go)."""

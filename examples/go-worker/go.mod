@@ -1,0 +1,3 @@
+module sayiir.dev/go-worker
+
+go 1.19
