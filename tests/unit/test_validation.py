@@ -87,6 +87,20 @@ def test_empty_worker_id_and_signal_name_are_rejected() -> None:
         validation.signal_name("")
 
 
+def test_a_worker_id_of_256_bytes_is_accepted_and_one_byte_more_is_not() -> None:
+    """ID-1.5: counted in bytes, as instance ids are."""
+    assert validation.worker_id("é" * 128) == "é" * 128
+    with _rejects("worker_id"):
+        validation.worker_id("é" * 128 + "x")
+
+
+def test_a_trace_parent_over_512_bytes_is_rejected() -> None:
+    """ID-1.5: it travels in every dispatched task."""
+    assert validation.snapshot(_snapshot(trace_parent="t" * 512)).trace_parent == "t" * 512
+    with _rejects("snapshot.trace_parent"):
+        validation.snapshot(_snapshot(trace_parent="t" * 513))
+
+
 @pytest.mark.parametrize("kind", [enums.SIGNAL_KIND_UNSPECIFIED, 3, -1, 99])
 def test_signal_kind_must_be_cancel_or_pause(kind: int) -> None:
     with _rejects("kind"):
