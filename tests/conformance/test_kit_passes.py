@@ -27,8 +27,9 @@ def run_kit(target: str, report: Path, *options: str) -> subprocess.CompletedPro
 def assert_every_check_passed(result: subprocess.CompletedProcess[str], report: Path, skipped: set[str]) -> None:
     document = json.loads(report.read_text())
     not_passed = {c["rule"] for c in document["checks"] if c["outcome"] != "passed"}
-    assert result.returncode == 0 and not_passed <= skipped, result.stdout[-4000:] + result.stderr[-2000:]
-    assert document["summary"]["failed"] == 0 and document["summary"]["error"] == 0
+    shown = result.stdout[-4000:] + result.stderr[-2000:]
+    assert result.returncode == 0, shown
+    assert not_passed <= skipped, shown
 
 
 def test_the_kit_passes_against_the_memory_backend_with_bearer_tokens(tmp_path: Path) -> None:

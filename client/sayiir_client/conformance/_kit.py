@@ -2,7 +2,7 @@
 
 A check is an async function taking a `Trial`. It talks to the server through the
 generated stubs only (`Trial.ok`, `Trial.refused`, `Trial.attempt`), so every call
-is recorded; a broken rule raises `Violation`, which carries what was sent, what
+is recorded; a broken rule raises `RuleViolationError`, which carries what was sent, what
 came back and what the rule expects. Every id a check uses comes from its trial
 (`instance`, `tag`, `worker`, `definition`), unique to the run and the check, and
 the trial deletes what the check created afterwards, so checks are safe on a
@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import grpc
 from google.protobuf import text_format
@@ -34,9 +34,6 @@ ERROR_DOMAIN = "persistence.sayiir.dev"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 """Trailer carrying the serialized google.rpc.Status."""
 
-REASONS = frozenset(name.removeprefix("ERROR_REASON_") for name in details.ErrorReason.keys())
-"""Every reason the contract lists (ERR-1.1)."""
-
 SHOWN_CHARACTERS = 700
 """How much of one message a report shows; longer text is cut."""
 
@@ -44,7 +41,7 @@ _Request = TypeVar("_Request", bound=Message)
 _Response = TypeVar("_Response", bound=Message)
 
 
-class Violation(Exception):
+class RuleViolationError(Exception):
     """A rule did not hold: what was sent, what came back, what the rule expects."""
 
     def __init__(self, expected: str, sent: str, received: str) -> None:
@@ -54,7 +51,7 @@ class Violation(Exception):
         self.received = received
 
 
-class Inconclusive(Exception):
+class NotObservableError(Exception):
     """The check could not be observed on this server (e.g. foreign traffic in the way, an option not given)."""
 
 
@@ -84,8 +81,12 @@ class Refusal:
     def describe(self) -> str:
         parts = [f"status {self.code.name}", f"message {self.message!r}"]
         if self.info is not None:
-            parts.append(f"ErrorInfo(domain={self.info.domain!r}, reason={self.info.reason!r}, metadata={self.metadata})")
-        parts.extend(f"foreign ErrorInfo(domain={info.domain!r}, reason={info.reason!r})" for info in self.foreign_infos)
+            parts.append(
+                f"ErrorInfo(domain={self.info.domain!r}, reason={self.info.reason!r}, metadata={self.metadata})"
+            )
+        parts.extend(
+            f"foreign ErrorInfo(domain={info.domain!r}, reason={info.reason!r})" for info in self.foreign_infos
+        )
         parts.extend(f"BadRequest(field={v.field!r}, description={v.description!r})" for v in self.violations)
         if self.conflict is not None:
             parts.append(f"RunConflict({shown(self.conflict)})")
@@ -328,12 +329,12 @@ class Trial:
 
     # -- verdicts -------------------------------------------------------------------------------------------------
 
-    def fail(self, expected: str, exchange: Exchange | None = None) -> Violation:
+    def fail(self, expected: str, exchange: Exchange | None = None) -> NoReturn:
         """Raise the violation of `expected`, showing `exchange` (default: the last call)."""
         shown_exchange = exchange or (self.exchanges[-1] if self.exchanges else None)
         if shown_exchange is None:
-            raise Violation(expected, "(nothing)", "(nothing)")
-        raise Violation(expected, shown_exchange.sent(), shown_exchange.received())
+            raise RuleViolationError(expected, "(nothing)", "(nothing)")
+        raise RuleViolationError(expected, shown_exchange.sent(), shown_exchange.received())
 
     def expect(self, condition: bool, expected: str, exchange: Exchange | None = None) -> None:
         if not condition:

@@ -12,7 +12,7 @@ from enum import Enum
 
 import grpc
 
-from sayiir_client.conformance._kit import Check, Inconclusive, Settings, Stubs, Trial, Violation
+from sayiir_client.conformance._kit import Check, NotObservableError, RuleViolationError, Settings, Stubs, Trial
 
 CHECK_TIMEOUT = timedelta(seconds=30)
 """Longest one check may take; a server that hangs a call fails the check instead of stalling the kit."""
@@ -86,9 +86,9 @@ async def _run_one(check: Check, trial: Trial) -> Outcome:
 
     try:
         await asyncio.wait_for(check.run(trial), CHECK_TIMEOUT.total_seconds())
-    except Violation as violation:
+    except RuleViolationError as violation:
         return outcome(Verdict.FAILED, expected=violation.expected, sent=violation.sent, received=violation.received)
-    except Inconclusive as reason:
+    except NotObservableError as reason:
         return outcome(Verdict.SKIPPED, message=str(reason))
     except TimeoutError:
         last = trial.exchanges[-1] if trial.exchanges else None

@@ -151,7 +151,8 @@ class Watch:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        assert self._call is not None and self._reader is not None
+        assert self._call is not None
+        assert self._reader is not None
         self._call.cancel()
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):

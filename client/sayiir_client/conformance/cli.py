@@ -112,9 +112,7 @@ def _credentials(options: argparse.Namespace) -> grpc.ChannelCredentials | None:
     )
 
 
-async def _run(
-    options: argparse.Namespace, selected: list[Check], credentials: grpc.ChannelCredentials | None
-) -> int:
+async def _run(options: argparse.Namespace, selected: list[Check], credentials: grpc.ChannelCredentials | None) -> int:
     settings = Settings(
         prefix=options.prefix or f"conformance-{secrets.token_hex(4)}-",
         metadata=(("authorization", f"Bearer {options.token}"),) if options.token else (),

@@ -170,7 +170,9 @@ async def _signalled_not_advanced(t: Trial) -> None:
 @check("DISP-2.5", "a fork, a join or a loop is never advanced, whatever its wake_at")
 async def _other_positions_stay(t: Trial) -> None:
     tag = t.tag()
-    fork = pb.ExecutionPosition(at_fork=pb.AtFork(fork_id=build.task_id("fork"), wake_at=build.timestamp(build.now() + PAST)))
+    fork = pb.ExecutionPosition(
+        at_fork=pb.AtFork(fork_id=build.task_id("fork"), wake_at=build.timestamp(build.now() + PAST))
+    )
     join = pb.ExecutionPosition(at_join=pb.AtJoin(join_id=build.task_id("join")))
     loop = pb.ExecutionPosition(in_loop=pb.InLoop(loop_id=build.task_id("loop"), iteration=2))
     snapshots = [await _waiting(t, tag, position) for position in (fork, join, loop)]
@@ -308,7 +310,12 @@ async def _find_claims_nothing(t: Trial) -> None:
 async def _input_after_a_task(t: Trial) -> None:
     tag = t.tag()
     snapshot = build.in_progress(
-        t.instance(), t.definition, build.at_task("b"), outputs={"a": b"out-a", "z": b"z"}, last_completed="a", tags=[tag]
+        t.instance(),
+        t.definition,
+        build.at_task("b"),
+        outputs={"a": b"out-a", "z": b"z"},
+        last_completed="a",
+        tags=[tag],
     )
     await save(t, snapshot)
     found = await find(t, t.worker(), [tag])
@@ -339,10 +346,16 @@ async def _anti_affinity(t: Trial) -> None:
 @check("DISP-4.2", "ascending priority, an absent priority counting as 3 (MODEL-1.2)")
 async def _priority_order(t: Trial) -> None:
     tag, moment = t.tag(), build.now()
-    low = build.in_progress(t.instance("a"), t.definition, build.at_task("step"), priority=5, tags=[tag], updated_at=moment)
+    low = build.in_progress(
+        t.instance("a"), t.definition, build.at_task("step"), priority=5, tags=[tag], updated_at=moment
+    )
     plain = build.in_progress(t.instance("b"), t.definition, build.at_task("step"), tags=[tag], updated_at=moment)
-    high = build.in_progress(t.instance("c"), t.definition, build.at_task("step"), priority=1, tags=[tag], updated_at=moment)
-    four = build.in_progress(t.instance("d"), t.definition, build.at_task("step"), priority=4, tags=[tag], updated_at=moment)
+    high = build.in_progress(
+        t.instance("c"), t.definition, build.at_task("step"), priority=1, tags=[tag], updated_at=moment
+    )
+    four = build.in_progress(
+        t.instance("d"), t.definition, build.at_task("step"), priority=4, tags=[tag], updated_at=moment
+    )
     for snapshot in (low, plain, high, four):
         await save(t, snapshot)
     order = instance_ids(await find(t, t.worker(), [tag]))
@@ -358,7 +371,9 @@ async def _aged_pair(t: Trial, tag: str, waited: timedelta) -> tuple[str, str]:
     old = build.in_progress(
         t.instance("z"), t.definition, build.at_task("step"), priority=5, tags=[tag], updated_at=moment - waited
     )
-    fresh = build.in_progress(t.instance("a"), t.definition, build.at_task("step"), priority=1, tags=[tag], updated_at=moment)
+    fresh = build.in_progress(
+        t.instance("a"), t.definition, build.at_task("step"), priority=1, tags=[tag], updated_at=moment
+    )
     for snapshot in (old, fresh):
         await save(t, snapshot)
     return old.instance_id, fresh.instance_id
@@ -405,7 +420,8 @@ async def _limit(t: Trial) -> None:
         await ready(t, tags=[tag], updated_at=build.ANCIENT + timedelta(seconds=seconds)) for seconds in (2, 0, 1)
     ]
     answer = await t.ok(
-        t.stubs.claims.FindAvailableTasks, rr.FindAvailableTasksRequest(worker_id=t.worker(), limit=2, worker_tags=[tag])
+        t.stubs.claims.FindAvailableTasks,
+        rr.FindAvailableTasksRequest(worker_id=t.worker(), limit=2, worker_tags=[tag]),
     )
     t.expect(
         instance_ids(answer.tasks) == [snapshots[1].instance_id, snapshots[2].instance_id],

@@ -6,13 +6,15 @@ import grpc
 from google.protobuf.wrappers_pb2 import BytesValue
 
 from sayiir_client.conformance import _build as build
-from sayiir_client.conformance._kit import Exchange, Inconclusive, Refusal, Trial, check, refusal_of
+from sayiir_client.conformance._kit import Exchange, NotObservableError, Refusal, Trial, check, refusal_of
 from sayiir_client.conformance._steps import load, save
+from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
 from sayiir_client.v1 import service_pb2
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
+RawMethod = grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]
 SHORT_ID = b"\x01" * 31
 GARBAGE = (b"\x0a\x02\xff\xfe", b"\xff\xff\xff\xff", b"\x12\x7f")
 """Request bytes that are no valid message: a string field holding invalid UTF-8, a bad tag, a truncated field."""
@@ -43,7 +45,9 @@ async def _ids_are_32_bytes(t: Trial) -> None:
     field = "snapshot.cancelled.completed_tasks[1].task_id"
     await t.invalid(t.stubs.snapshots.SaveSnapshot, rr.SaveSnapshotRequest(snapshot=cancelled), field)
     hashless = _task_snapshot(t.instance(), SHORT_ID)
-    await t.invalid(t.stubs.snapshots.SaveSnapshot, rr.SaveSnapshotRequest(snapshot=hashless), "snapshot.definition_hash")
+    await t.invalid(
+        t.stubs.snapshots.SaveSnapshot, rr.SaveSnapshotRequest(snapshot=hashless), "snapshot.definition_hash"
+    )
 
 
 @check("ID-1.4", "worker ids and event names are non-empty; tags contain no NUL")
@@ -58,7 +62,8 @@ async def _names(t: Trial) -> None:
 
 @check("ID-2.1", "SignalKind UNSPECIFIED and unknown ConflictPolicy numbers are invalid")
 async def _enums(t: Trial) -> None:
-    await t.invalid(t.stubs.signals.GetSignal, rr.GetSignalRequest(instance_id=t.instance(), kind=0), "kind")
+    unspecified = rr.GetSignalRequest(instance_id=t.instance(), kind=enums.SIGNAL_KIND_UNSPECIFIED)
+    await t.invalid(t.stubs.signals.GetSignal, unspecified, "kind")
     request = rr.PrepareRunRequest(
         instance_id=t.instance(),
         definition_hash=t.definition,
@@ -71,7 +76,9 @@ async def _enums(t: Trial) -> None:
 @check("ID-2.2", "a priority outside 1 to 5 is invalid")
 async def _priorities(t: Trial) -> None:
     request = rr.PrepareRunRequest(
-        instance_id=t.instance(), definition_hash=t.definition, first_task=pb.FirstTask(task_id=build.task_id("a"), priority=6)
+        instance_id=t.instance(),
+        definition_hash=t.definition,
+        first_task=pb.FirstTask(task_id=build.task_id("a"), priority=6),
     )
     await t.invalid(t.stubs.lifecycle.PrepareRun, request, "first_task.priority")
     snapshot = _task_snapshot(t.instance(), t.definition)
@@ -83,7 +90,7 @@ async def _priorities(t: Trial) -> None:
 async def _times(t: Trial) -> None:
     signal = build.signal_request()
     signal.requested_at.nanos = 1_000_000_000
-    request = rr.StoreSignalRequest(instance_id=t.instance(), kind=1, request=signal)
+    request = rr.StoreSignalRequest(instance_id=t.instance(), kind=enums.SIGNAL_KIND_CANCEL, request=signal)
     await t.invalid(t.stubs.signals.StoreSignal, request, "request.requested_at")
     claim = rr.ClaimTaskRequest(instance_id=t.instance(), task_id=build.task_id("a"), worker_id=t.worker())
     claim.ttl.seconds, claim.ttl.nanos = 1, -1
@@ -126,7 +133,7 @@ async def _invalid_changes_nothing(t: Trial) -> None:
 @check("ID-3.4", "request bytes that do not decode are INVALID_ARGUMENT with reason SERIALIZATION")
 async def _undecodable(t: Trial) -> None:
     method = "/sayiir.persistence.v1.SnapshotStore/LoadSnapshot"
-    call = t.channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+    call: RawMethod = t.channel.unary_unary(method, request_serializer=None, response_deserializer=None)
     for raw in GARBAGE[:1]:
         exchange = Exchange("LoadSnapshot (raw bytes)", BytesValue(value=raw))
         t.exchanges.append(exchange)
@@ -164,14 +171,20 @@ async def _error_info(t: Trial) -> None:
 async def _instance_in_metadata(t: Trial) -> None:
     missing = t.instance()
     request = rr.LoadSnapshotRequest(instance_id=missing)
-    await t.refused(t.stubs.snapshots.LoadSnapshot, request, grpc.StatusCode.NOT_FOUND, "NOT_FOUND", {"instance_id": missing})
+    await t.refused(
+        t.stubs.snapshots.LoadSnapshot, request, grpc.StatusCode.NOT_FOUND, "NOT_FOUND", {"instance_id": missing}
+    )
     snapshot = _task_snapshot(t.instance(), t.definition)
     snapshot.in_progress.position.at_task.task_id = SHORT_ID
     save_request = rr.SaveSnapshotRequest(snapshot=snapshot)
-    refusal = await t.invalid(t.stubs.snapshots.SaveSnapshot, save_request, "snapshot.in_progress.position.at_task.task_id")
+    refusal = await t.invalid(
+        t.stubs.snapshots.SaveSnapshot, save_request, "snapshot.in_progress.position.at_task.task_id"
+    )
     t.expect(refusal.metadata.get("instance_id") == snapshot.instance_id, "metadata instance_id = snapshot.instance_id")
     hinted = t.instance()
-    hint = rr.FindHintedTaskRequest(hint=pb.TaskWakeupHint(instance_id=hinted, task_id=SHORT_ID, definition_hash=t.definition))
+    hint = rr.FindHintedTaskRequest(
+        hint=pb.TaskWakeupHint(instance_id=hinted, task_id=SHORT_ID, definition_hash=t.definition)
+    )
     refusal = await t.invalid(t.stubs.claims.FindHintedTask, hint, "hint.task_id")
     t.expect(refusal.metadata.get("instance_id") == hinted, "metadata instance_id = hint.instance_id")
 
@@ -192,7 +205,7 @@ async def _no_internal(t: Trial) -> None:
             if method.server_streaming:
                 continue
             path = f"/{service.full_name}/{method.name}"
-            call = t.channel.unary_unary(path, request_serializer=None, response_deserializer=None)
+            call: RawMethod = t.channel.unary_unary(path, request_serializer=None, response_deserializer=None)
             for raw in GARBAGE:
                 exchange = Exchange(f"{method.name} (raw bytes)", BytesValue(value=raw))
                 t.exchanges.append(exchange)
@@ -210,7 +223,7 @@ async def _no_internal(t: Trial) -> None:
 @check("ERR-5.1", "with tokens enabled, a call without a token is UNAUTHENTICATED naming the method")
 async def _unauthenticated(t: Trial) -> None:
     if not t.settings.token_given:
-        raise Inconclusive("give --token to check a server with bearer tokens")
+        raise NotObservableError("give --token to check a server with bearer tokens")
     method = "/sayiir.persistence.v1.SnapshotStore/LoadSnapshot"
     call = t.channel.unary_unary(
         method,

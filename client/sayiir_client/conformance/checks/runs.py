@@ -158,7 +158,10 @@ async def _waiting_statuses(t: Trial) -> None:
                 awaiting_signal=pb.StatusAwaitingSignal(signal_id=build.task_id("wait for go"), signal_name="go")
             ),
         ),
-        (pb.ExecutionPosition(at_join=pb.AtJoin(join_id=build.task_id("j"))), pb.WorkflowStatus(in_progress=pb.StatusInProgress())),
+        (
+            pb.ExecutionPosition(at_join=pb.AtJoin(join_id=build.task_id("j"))),
+            pb.WorkflowStatus(in_progress=pb.StatusInProgress()),
+        ),
     ]
     for position, wanted in expected:
         snapshot = build.in_progress(t.instance(), t.definition, position)

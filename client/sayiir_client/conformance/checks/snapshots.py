@@ -128,9 +128,7 @@ async def _concurrent_results_all_land(t: Trial) -> None:
         )
     )
     stored = {r.task_id: r.output for r in (await load(t, snapshot.instance_id)).in_progress.completed_tasks}
-    t.expect(
-        stored == {build.task_id(name): name.encode() for name in names}, "all 8 results in completed_tasks"
-    )
+    t.expect(stored == {build.task_id(name): name.encode() for name in names}, "all 8 results in completed_tasks")
 
 
 @check("SNAP-3.1", "LoadSnapshot without a snapshot is NOT_FOUND")
@@ -146,7 +144,9 @@ async def _delete_removes_everything(t: Trial) -> None:
     await save(t, build.in_progress(instance_id, t.definition, build.at_task("b"), outputs={"a": b"out-a"}))
     await save(t, build.completed(instance_id, t.definition))
     await t.ok(t.stubs.snapshots.DeleteSnapshot, rr.DeleteSnapshotRequest(instance_id=instance_id))
-    await t.refused(t.stubs.snapshots.LoadSnapshot, rr.LoadSnapshotRequest(instance_id=instance_id), NOT_FOUND, "NOT_FOUND")
+    await t.refused(
+        t.stubs.snapshots.LoadSnapshot, rr.LoadSnapshotRequest(instance_id=instance_id), NOT_FOUND, "NOT_FOUND"
+    )
     result = rr.LoadTaskResultRequest(instance_id=instance_id, task_id=build.task_id("a"))
     await t.refused(t.stubs.results.LoadTaskResult, result, NOT_FOUND, "NOT_FOUND")
     await save(t, build.completed(instance_id, t.definition))

@@ -12,7 +12,7 @@ import asyncio
 from datetime import timedelta
 
 from sayiir_client.conformance import _build as build
-from sayiir_client.conformance._kit import Inconclusive, Trial, check
+from sayiir_client.conformance._kit import NotObservableError, Trial, check
 from sayiir_client.conformance._steps import (
     HINT_WAIT,
     QUIET_WAIT,
@@ -149,7 +149,7 @@ async def _wait_returns_hint(t: Trial) -> None:
         if answer.hint.instance_id == snapshot.instance_id:
             t.expect(_fits(answer.hint, snapshot), "the hint of the saved task")
             return
-    raise Inconclusive("every attempt got another program's hint first")
+    raise NotObservableError("every attempt got another program's hint first")
 
 
 @check("WAKE-2.1", "WaitForWakeup skips hints whose tags do not fit the worker, and answers none after its timeout")
@@ -168,7 +168,7 @@ async def _wait_skips_and_times_out(t: Trial) -> None:
         if not answer.HasField("hint"):
             t.expect(0.5 <= elapsed <= 0.6 + 2.0, f"no hint after about the 600 ms timeout (took {elapsed:.2f} s)")
             return
-    raise Inconclusive("every attempt got another program's hint before the timeout")
+    raise NotObservableError("every attempt got another program's hint before the timeout")
 
 
 @check("WAKE-2.1", "a hint published before WaitForWakeup is not delivered to it")
@@ -185,7 +185,7 @@ async def _earlier_hints_not_delivered(t: Trial) -> None:
 async def _wait_clamped(t: Trial) -> None:
     cap = t.settings.max_wait_timeout
     if cap is None:
-        raise Inconclusive("give --max-wait-timeout (the server's cap) to check it")
+        raise NotObservableError("give --max-wait-timeout (the server's cap) to check it")
     request = rr.WaitForWakeupRequest(timeout=build.duration(cap + timedelta(seconds=30)), worker_tags=[t.tag()])
     started = asyncio.get_running_loop().time()
     answer = await t.attempt(t.stubs.claims.WaitForWakeup, request)
