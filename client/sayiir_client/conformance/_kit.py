@@ -161,7 +161,7 @@ class Exchange:
     def received(self) -> str:
         if self.refusal is not None:
             return self.refusal.describe()
-        return shown(self.response) if self.response is not None else "(no answer yet)"
+        return f"OK: {shown(self.response)}" if self.response is not None else "(no answer yet)"
 
 
 @dataclass(frozen=True)

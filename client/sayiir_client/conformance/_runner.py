@@ -17,7 +17,23 @@ from sayiir_client.conformance._kit import Check, NotObservableError, RuleViolat
 CHECK_TIMEOUT = timedelta(seconds=30)
 """Longest one check may take; a server that hangs a call fails the check instead of stalling the kit."""
 
-AREAS = ("ID", "MODEL", "SNAP", "SIG", "CLAIM", "DISP", "WAKE", "RES", "RUN", "ERR", "WORKER", "PAGE")
+AREAS = (
+    "ID",
+    "MODEL",
+    "SNAP",
+    "SIG",
+    "CLAIM",
+    "DISP",
+    "WAKE",
+    "RES",
+    "RUN",
+    "ERR",
+    "WORKER",
+    "CLAIM-AVAIL",
+    "COMPLETE",
+    "PAGE",
+    "LIST",
+)
 """Rule areas in the order of docs/behaviour.md: checks run and are listed in that order."""
 
 _RULE = re.compile(r"([A-Z-]+?)-(\d+)\.(\d+)$")

@@ -4,11 +4,24 @@ from sayiir_client.conformance.checks import (
     claims,
     dispatch,
     errors,
+    listing,
     paging,
     runs,
     signals,
     snapshots,
     wakeups,
+    worker_path,
 )
 
-__all__ = ["claims", "dispatch", "errors", "paging", "runs", "signals", "snapshots", "wakeups"]
+__all__ = [
+    "claims",
+    "dispatch",
+    "errors",
+    "listing",
+    "paging",
+    "runs",
+    "signals",
+    "snapshots",
+    "wakeups",
+    "worker_path",
+]

@@ -49,8 +49,17 @@ async def _advance(t: Trial, tag: str) -> None:
     await find(t, t.worker(), [tag])
 
 
-async def _waiting(t: Trial, tag: str, position: pb.ExecutionPosition, **fields: object) -> pb.WorkflowSnapshot:
-    snapshot = build.in_progress(t.instance(), t.definition, position, tags=[tag], **fields)  # type: ignore[arg-type]
+async def _waiting(
+    t: Trial,
+    tag: str,
+    position: pb.ExecutionPosition,
+    outputs: dict[str, bytes] | None = None,
+    last_completed: str | None = None,
+) -> pb.WorkflowSnapshot:
+    """Save a new InProgress instance of this check, tagged `tag`, at `position`."""
+    snapshot = build.in_progress(
+        t.instance(), t.definition, position, outputs=outputs, last_completed=last_completed, tags=[tag]
+    )
     await save(t, snapshot)
     return snapshot
 
