@@ -202,7 +202,11 @@ class Settings:
     """How far the server's clock may stray from the kit's (MODEL-1.5)."""
     max_wait_timeout: timedelta | None = None
     """The server's --max-wait-timeout when the caller gave it (WAKE-2.2), else None."""
+    max_message_bytes: int | None = None
+    """The server's --max-message-bytes when the caller gave it (ERR-2.2), else None."""
     token_given: bool = False
+    reader_metadata: Metadata | None = None
+    """The metadata of a reader-role token when the caller gave one (ERR-5.2), else None."""
 
 
 UnaryMethod = grpc.aio.UnaryUnaryMultiCallable[_Request, _Response]

@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--target", metavar="HOST:PORT", help="the server to check")
     parser.add_argument("--token", help="bearer token sent as 'authorization: Bearer TOKEN' (role worker)")
+    parser.add_argument("--reader-token", help="a token of role reader, to check ERR-5.2 (skipped without it)")
     parser.add_argument("--ca", type=Path, metavar="PEM", help="CA certificates to verify the server: turns TLS on")
     parser.add_argument("--cert", type=Path, metavar="PEM", help="client certificate chain for mTLS (with --key)")
     parser.add_argument("--key", type=Path, metavar="PEM", help="private key of --cert")
@@ -63,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="the server's WaitForWakeup cap, to check WAKE-2.2 (skipped without it)",
+    )
+    parser.add_argument(
+        "--max-message-bytes",
+        type=int,
+        metavar="N",
+        help="the server's message size limit, to check ERR-2.2 (skipped without it)",
     )
     parser.add_argument(
         "--clock-slack",
@@ -119,7 +126,9 @@ async def _run(options: argparse.Namespace, selected: list[Check], credentials: 
         deadline=timedelta(seconds=options.deadline),
         clock_slack=timedelta(seconds=options.clock_slack),
         max_wait_timeout=timedelta(seconds=options.max_wait_timeout) if options.max_wait_timeout else None,
+        max_message_bytes=options.max_message_bytes,
         token_given=bool(options.token),
+        reader_metadata=(("authorization", f"Bearer {options.reader_token}"),) if options.reader_token else None,
     )
     if credentials is None:
         channel = grpc.aio.insecure_channel(options.target)

@@ -12,7 +12,7 @@ import asyncio
 from datetime import timedelta
 
 from sayiir_client.conformance import _build as build
-from sayiir_client.conformance._kit import Trial, check
+from sayiir_client.conformance._kit import NotObservableError, Trial, check
 from sayiir_client.conformance._steps import (
     CANCEL,
     PAUSE,
@@ -62,6 +62,26 @@ async def _waiting(
     )
     await save(t, snapshot)
     return snapshot
+
+
+async def due_pair(t: Trial) -> tuple[pb.WorkflowSnapshot, pb.WorkflowSnapshot]:
+    """Two instances at a due delay: a control, saved first, and the one a check calls something on."""
+    pair = []
+    for _ in range(2):
+        snapshot = build.in_progress(t.instance(), t.definition, build.at_delay("nap", build.now() + PAST, "after"))
+        await save(t, snapshot)
+        pair.append(snapshot)
+    return pair[0], pair[1]
+
+
+async def expect_not_advanced(t: Trial, due: pb.WorkflowSnapshot, control: pb.WorkflowSnapshot) -> None:
+    """`due` is unchanged, unless another program's dispatch advanced both it and the control."""
+    call = t.last
+    if await load(t, due.instance_id) == due:
+        return
+    if await load(t, control.instance_id) != control:
+        raise NotObservableError("another program's dispatch advanced the due delays meanwhile")
+    t.fail("the snapshot unchanged: the call advanced the due delay (the untouched control was not)", call)
 
 
 @check("DISP-1.1", "FindAvailableTasks deletes expired claims")
@@ -166,8 +186,9 @@ async def _signalled_not_advanced(t: Trial) -> None:
     tag = t.tag()
     for kind in (CANCEL, PAUSE):
         snapshot = await _waiting(t, tag, build.at_signal("go", None, "after"))
-        await send_event(t, snapshot.instance_id, "go", b"held")
+        # The request first: another program's dispatch may run at any moment, and must find it pending.
         await store_signal(t, snapshot.instance_id, kind)
+        await send_event(t, snapshot.instance_id, "go", b"held")
         await _advance(t, tag)
         t.expect(await load(t, snapshot.instance_id) == snapshot, "the snapshot unchanged")
         left = await t.ok(
@@ -468,8 +489,7 @@ async def _hint_changes_nothing(t: Trial) -> None:
     snapshot = await ready(t)
     await t.ok(t.stubs.claims.FindHintedTask, _hint(snapshot))
     t.expect((await claim(t, snapshot.instance_id, build.task_id("step"), t.worker())).HasField("claim"), "claimable")
-    due = build.in_progress(t.instance(), t.definition, build.at_delay("nap", build.now() + PAST, "after"))
-    await save(t, due)
+    control, due = await due_pair(t)
     answer = await t.ok(t.stubs.claims.FindHintedTask, _hint(due, "after"))
+    await expect_not_advanced(t, due, control)
     t.expect(not answer.HasField("task"), "no task: the due delay was not advanced")
-    t.expect(await load(t, due.instance_id) == due, "the snapshot unchanged")

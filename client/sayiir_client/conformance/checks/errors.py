@@ -245,3 +245,91 @@ async def _unauthenticated(t: Trial) -> None:
         and refusal.metadata.get("method") == method,
         f"UNAUTHENTICATED, reason UNAUTHENTICATED, metadata method = {method}",
     )
+
+
+@check("ID-2.6", "a snapshot is checked whole: retries, loop counts and deadlines too")
+async def _whole_snapshot(t: Trial) -> None:
+    retried = _task_snapshot(t.instance(), t.definition)
+    retried.task_retries.append(pb.TaskRetryState(task_id=SHORT_ID, attempts=1))
+    await t.invalid(
+        t.stubs.snapshots.SaveSnapshot, rr.SaveSnapshotRequest(snapshot=retried), "snapshot.task_retries[0].task_id"
+    )
+    looped = _task_snapshot(t.instance(), t.definition)
+    looped.loop_iterations.append(pb.LoopIterationCount(task_id=SHORT_ID, count=1))
+    field = "snapshot.loop_iterations[0].task_id"
+    await t.invalid(t.stubs.snapshots.SaveSnapshot, rr.SaveSnapshotRequest(snapshot=looped), field)
+    late = _task_snapshot(t.instance(), t.definition)
+    late.task_deadline.task_id = SHORT_ID
+    field = "snapshot.task_deadline.task_id"
+    await t.invalid(t.stubs.snapshots.SaveSnapshot, rr.SaveSnapshotRequest(snapshot=late), field)
+
+
+@check(
+    "ID-3.1", "a malformed field: ErrorInfo INVALID_ARGUMENT with field, one BadRequest violation, named in the message"
+)
+async def _field_error_shape(t: Trial) -> None:
+    await t.invalid(t.stubs.claims.ClaimTask, rr.ClaimTaskRequest(instance_id="", task_id=SHORT_ID), "instance_id")
+
+
+@check("ID-3.2", "field paths index repeated fields with [i] and map entries with ['key']")
+async def _field_paths(t: Trial) -> None:
+    fork = pb.AtFork(fork_id=build.task_id("fork"))
+    fork.completed_branches["left"].CopyFrom(pb.TaskResult(task_id=SHORT_ID))
+    snapshot = build.in_progress(t.instance(), t.definition, pb.ExecutionPosition(at_fork=fork))
+    field = "snapshot.in_progress.position.at_fork.completed_branches['left'].task_id"
+    await t.invalid(t.stubs.snapshots.SaveSnapshot, rr.SaveSnapshotRequest(snapshot=snapshot), field)
+    tagged = _task_snapshot(t.instance(), t.definition)
+    tagged.task_tags.extend(["fine", "bad\x00tag"])
+    await t.invalid(t.stubs.snapshots.SaveSnapshot, rr.SaveSnapshotRequest(snapshot=tagged), "snapshot.task_tags[1]")
+
+
+@check("ERR-2.2", "a message over the size limit is RESOURCE_EXHAUSTED, produced by gRPC without an ErrorInfo")
+async def _too_large(t: Trial) -> None:
+    limit = t.settings.max_message_bytes
+    if limit is None:
+        raise NotObservableError("give --max-message-bytes (the server's limit) to check it")
+    snapshot = _task_snapshot(t.instance(), t.definition)
+    snapshot.initial_input = b"\0" * (limit + 1)
+    refusal = await t.attempt(t.stubs.snapshots.SaveSnapshot, rr.SaveSnapshotRequest(snapshot=snapshot))
+    t.expect(
+        isinstance(refusal, Refusal) and refusal.code == grpc.StatusCode.RESOURCE_EXHAUSTED and refusal.info is None,
+        f"RESOURCE_EXHAUSTED without an ErrorInfo for a message of more than {limit} bytes",
+    )
+
+
+@check("ERR-5.2", "the reader role may read but not write: a write is PERMISSION_DENIED naming the method")
+async def _reader_role(t: Trial) -> None:
+    if t.settings.reader_metadata is None:
+        raise NotObservableError("give --reader-token to check the reader role")
+    instance_id = t.instance()
+    await save(t, build.completed(instance_id, t.definition))
+    reader = t.settings.reader_metadata
+    for method, request in (
+        ("LoadSnapshot", rr.LoadSnapshotRequest(instance_id=instance_id).SerializeToString()),
+        ("ListSnapshots", rr.ListSnapshotsRequest(page_size=1).SerializeToString()),
+    ):
+        answer = await _raw(t, f"/sayiir.persistence.v1.SnapshotStore/{method}", method, request, reader)
+        t.expect(answer is None, f"the reader may call {method}")
+    path = "/sayiir.persistence.v1.SnapshotStore/DeleteSnapshot"
+    delete = rr.DeleteSnapshotRequest(instance_id=instance_id).SerializeToString()
+    refusal = await _raw(t, path, "DeleteSnapshot (reader)", delete, reader)
+    t.expect(
+        refusal is not None
+        and refusal.code == grpc.StatusCode.PERMISSION_DENIED
+        and refusal.reason == "PERMISSION_DENIED"
+        and refusal.metadata.get("method") == path,
+        f"PERMISSION_DENIED, reason PERMISSION_DENIED, metadata method = {path}",
+    )
+    t.expect(build.state_of(await load(t, instance_id)) == "completed", "the refused delete changed nothing")
+
+
+async def _raw(t: Trial, path: str, name: str, request: bytes, metadata: tuple[tuple[str, str], ...]) -> Refusal | None:
+    """Send serialized request bytes with other metadata than the kit's own; the refusal, or None on success."""
+    call: RawMethod = t.channel.unary_unary(path, request_serializer=None, response_deserializer=None)
+    exchange = Exchange(name, BytesValue(value=request))
+    t.exchanges.append(exchange)
+    try:
+        await call(request, timeout=t.settings.deadline.total_seconds(), metadata=metadata)
+    except grpc.aio.AioRpcError as error:
+        exchange.refusal = refusal_of(error)
+    return exchange.refusal

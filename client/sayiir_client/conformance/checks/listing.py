@@ -10,7 +10,8 @@ from datetime import timedelta
 
 from sayiir_client.conformance import _build as build
 from sayiir_client.conformance._kit import Trial, check
-from sayiir_client.conformance._steps import CANCEL, claim, load, save, store_signal
+from sayiir_client.conformance._steps import CANCEL, claim, save, store_signal
+from sayiir_client.conformance.checks.dispatch import due_pair, expect_not_advanced
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
@@ -174,7 +175,6 @@ async def _summary_retries(t: Trial) -> None:
 
 @check("LIST-3.7", "ListWorkflows changes nothing: a due delay stays where it is")
 async def _listing_changes_nothing(t: Trial) -> None:
-    due = build.in_progress(t.instance(), t.definition, build.at_delay("nap", build.now() - timedelta(seconds=5), "x"))
-    await save(t, due)
+    control, due = await due_pair(t)
     await _list(t, rr.ListWorkflowsRequest(instance_id_prefix=due.instance_id))
-    t.expect(await load(t, due.instance_id) == due, "the snapshot unchanged")
+    await expect_not_advanced(t, due, control)

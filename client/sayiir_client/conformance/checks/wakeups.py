@@ -108,8 +108,8 @@ async def _advancement_publishes(t: Trial) -> None:
     snapshot = build.in_progress(
         t.instance(), t.definition, build.at_delay("nap", build.now() - timedelta(seconds=5), "after"), tags=[tag]
     )
-    await save(t, snapshot)
-    async with Watch(t, [tag]) as watch:
+    async with Watch(t, [tag]) as watch:  # open first: another program's dispatch may advance it at once
+        await save(t, snapshot)
         await find(t, t.worker(), [tag])
         await _expect_hint(t, watch, await load(t, snapshot.instance_id), "after the delay advanced")
 
@@ -186,6 +186,8 @@ async def _wait_clamped(t: Trial) -> None:
     cap = t.settings.max_wait_timeout
     if cap is None:
         raise NotObservableError("give --max-wait-timeout (the server's cap) to check it")
+    if cap + timedelta(seconds=2) >= t.settings.deadline:
+        raise NotObservableError(f"the cap of {cap} needs a --deadline above {cap + timedelta(seconds=2)}")
     request = rr.WaitForWakeupRequest(timeout=build.duration(cap + timedelta(seconds=30)), worker_tags=[t.tag()])
     started = asyncio.get_running_loop().time()
     answer = await t.attempt(t.stubs.claims.WaitForWakeup, request)
