@@ -1,7 +1,7 @@
 """The worker path under contention: many claimers and completers over two engines on one database.
 
 Two engines share one database (SQLite: one file; PostgreSQL: two replicas on one schema), 32 callers
-split between them claim and complete 1,000 single-task workflows as fast as they can. CLAIM-AVAIL-1.2:
+split between them claim and complete 1,000 single-task workflows as fast as they can. CLAIM-AVAIL-1.3:
 concurrent callers never receive the same task; COMPLETE-1.1: a completion saves and releases at once,
 so no task is left behind and none runs twice. Claimers and completers meet on the same rows here, the
 pattern that deadlocked on PostgreSQL while a completion locked the claim before the snapshot row.
