@@ -313,8 +313,10 @@ def test_every_request_of_the_pages_goes_to_the_console_itself(
     page.goto(f"{console.url}/workflows")
     page.goto(_workflow_url(console, "local-1"))
     page.get_by_text("Raw snapshot (JSON)").click()
-    page.goto(f"{console.url}/dispatch")
-    page.wait_for_timeout(1500)  # one refresh round
+    with page.expect_request(f"{console.url}/dispatch"):  # the first refresh round
+        page.goto(f"{console.url}/dispatch")
+    with page.expect_request(f"{console.url}/dispatch"):
+        pass
 
     assert requested
     assert [url for url in requested if not url.startswith(console.url + "/")] == []

@@ -15,6 +15,7 @@ from sayiir_client import PersistenceClient
 from sayiir_client.v1 import enums_pb2 as enums
 from tests.console import seed
 from tests.console.conftest import WORKER_TOKEN, ConsoleProcess, console_process
+from tests.support.server_process import ServerProcess
 
 _TOKEN = re.compile(r'name="csrf" value="([0-9a-f]+)"')
 
@@ -188,3 +189,32 @@ def test_the_console_starts_while_the_server_is_down_and_says_so_on_its_pages() 
 
     assert answer.status == 503
     assert "cannot list workflows: unavailable" in answer.body
+
+
+def test_a_count_past_the_scan_limit_is_shown_as_at_least_the_limit(
+    server: ServerProcess, store: PersistenceClient
+) -> None:
+    seed.save(store, *(seed.at_task(f"capped-{n}") for n in range(3)), seed.completed("capped-done"))
+
+    with console_process(server.address, WORKER_TOKEN, "--scan-limit", "2") as capped:
+        body = _request(capped, "GET", "/workflows?prefix=capped-").body
+
+    assert '<b data-state-count="in_progress">2+</b>' in body
+    assert '<b data-state-count="completed">1</b>' in body
+
+
+def test_without_the_console_extra_the_console_says_what_to_install() -> None:
+    # None in sys.modules makes `import starlette` fail, as it does where the extra is not installed.
+    program = "; ".join(
+        [
+            "import sys",
+            "sys.modules['starlette'] = None",
+            "from sayiir_client.console import main",
+            "raise SystemExit(main([]))",
+        ]
+    )
+
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=False)
+
+    assert result.returncode == 2
+    assert "install the console extra (pip install 'sayiir-persistence-client[console]')" in result.stderr

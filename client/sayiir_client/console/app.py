@@ -7,6 +7,7 @@ escaping mistake would still not run a script.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -59,7 +60,7 @@ class ConsoleOptions:
     read_only: bool = False
     refresh_seconds: float = 5.0
     """How often pages reload their data; 0: never."""
-    count_limit: int = 10_000
+    scan_limit: int = 1000
     """Counts and the dispatch scan stop after this many workflows (each state counted on its own)."""
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
     """Host headers served; others are refused, so a DNS-rebinding page cannot read the console."""
@@ -180,8 +181,10 @@ class Console:
             context = {"query": reads.WorkflowQuery(), "error": f"Bad filter: {error}", "counts": None, "rows": []}
             return self.render(request, "workflows.html", {**context, "next_url": None, "refresh_url": None}, 400)
         try:
-            counts = await reads.count_states(self.client, query, self.options.count_limit)
-            page = await reads.workflows_page(self.client, query)
+            counts, page = await asyncio.gather(
+                reads.count_states(self.client, query, self.options.scan_limit),
+                reads.workflows_page(self.client, query),
+            )
         except actions.ERRORS as error:
             return self.problem(request, actions.refusal("list workflows", error))
         now = self.clock()
@@ -239,7 +242,7 @@ class Console:
     async def dispatch(self, request: Request) -> Response:
         try:
             summaries, complete = await reads.scan(
-                self.client, [enums.WORKFLOW_STATE_IN_PROGRESS], self.options.count_limit
+                self.client, [enums.WORKFLOW_STATE_IN_PROGRESS], self.options.scan_limit
             )
         except actions.ERRORS as error:
             return self.problem(request, actions.refusal("read dispatch", error))

@@ -34,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--refresh", metavar="SECONDS", type=float, default=5.0, help="how often pages reload their data; 0: never"
     )
     parser.add_argument(
+        "--scan-limit",
+        metavar="N",
+        type=int,
+        default=1000,
+        help="counts per state and the dispatch page read at most N workflows each (default 1000)",
+    )
+    parser.add_argument(
         "--allow-host",
         metavar="NAME",
         action="append",
@@ -60,6 +67,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         settings = connection_settings(arguments, environ)
         if arguments.refresh < 0:
             raise UsageError("--refresh: must be 0 or more seconds")
+        if arguments.scan_limit < 1:
+            raise UsageError("--scan-limit: must be at least 1")
     except UsageError as error:
         print(f"sayiir-console: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -78,5 +87,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(f"sayiir-console: cannot listen on {listen[0]}:{listen[1]}: {error.strerror}", file=sys.stderr)
         return EXIT_USAGE
     hosts = tuple(dict.fromkeys((*LOOPBACK_NAMES, listen[0], *arguments.allow_host)))
-    serving.serve(sock, settings, read_only=arguments.read_only, refresh=arguments.refresh, hosts=hosts)
+    options = serving.ConsoleOptions(
+        settings,
+        read_only=arguments.read_only,
+        refresh_seconds=arguments.refresh,
+        scan_limit=arguments.scan_limit,
+        allowed_hosts=hosts,
+    )
+    serving.serve(sock, options)
     return EXIT_OK

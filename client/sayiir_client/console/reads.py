@@ -102,7 +102,7 @@ async def workflows_page(client: AsyncPersistenceClient, query: WorkflowQuery) -
 class Count:
     count: int
     complete: bool
-    """False: there are more than `count`, the console's limit (shown as "10000+")."""
+    """False: there are more than `count`, the console's limit (shown as "1000+")."""
 
 
 async def count_states(client: AsyncPersistenceClient, query: WorkflowQuery, limit: int) -> dict[str, Count]:
