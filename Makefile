@@ -11,16 +11,17 @@ PIP_INSTALL := $(BIN)/pip install --quiet --constraint constraints.txt
 
 install: $(BIN)/sayiir-server $(BUF)
 
-# Both distributions editable, the server's tracing extra and the development tools, every version from
-# constraints.txt. Reinstalled when a version changes (the __init__.py files hold it). A .venv made before
-# the split still registers the one old distribution, sayiir-persistence-grpc: it is removed.
+# Both distributions editable, the client's console extra, the server's tracing extra and the development
+# tools, every version from constraints.txt. Reinstalled when a version changes (the __init__.py files hold
+# it). A .venv made before the split still registers the one old distribution, sayiir-persistence-grpc: it
+# is removed.
 $(BIN)/sayiir-server: client/pyproject.toml server/pyproject.toml constraints.txt requirements-dev.txt \
 		client/sayiir_client/__init__.py server/sayiir_server/__init__.py
 	$(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip
 	# First, so its removal cannot take the sayiir-server script the new server distribution installs.
 	if $(BIN)/pip show --quiet sayiir-persistence-grpc 2>/dev/null; then $(BIN)/pip uninstall --quiet --yes sayiir-persistence-grpc; fi
-	$(PIP_INSTALL) -e ./client -e './server[tracing]' -r requirements-dev.txt
+	$(PIP_INSTALL) -e './client[console]' -e './server[tracing]' -r requirements-dev.txt
 	$(BIN)/pip check
 	touch $@
 

@@ -122,7 +122,7 @@ def _closure(roots: Iterable[Requirement]) -> dict[NormalizedName, set[str]]:
 
 
 def test_every_distribution_make_install_needs_is_pinned_and_installed_at_its_pin() -> None:
-    roots = [Requirement(CLIENT), Requirement(f"{SERVER}[tracing]"), *_requirements_dev()]
+    roots = [Requirement(f"{CLIENT}[console]"), Requirement(f"{SERVER}[tracing]"), *_requirements_dev()]
     needed = set(_closure(roots)) - {CLIENT, SERVER}
     assert needed - constraint_pins().keys() == set(), "add these to constraints.txt"
     drifted = {
