@@ -20,7 +20,7 @@ MAX_WAIT_TIMEOUT = "1"
 KIT_TIMEOUT_SECONDS = 120
 UNOBSERVED = {"ERR-2.2", "ERR-5.1", "ERR-5.2"}
 """Checks skipped without --max-message-bytes, --token and --reader-token."""
-SHARED_SKIPS = UNOBSERVED | {"WAKE-2.1", "PAGE-1.2"}
+SHARED_SKIPS = UNOBSERVED | {"WAKE-2.1", "PAGE-1.2", "DISP-6.3", "LIST-3.7"}
 """Checks that another run on the same server may leave nothing to observe."""
 
 
