@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.backends.postgres.backend import PostgresTransaction
+from sayiir_server.backends.postgres.backend import PostgresStore, PostgresTransaction
 from sayiir_server.backends.postgres.options import parse_postgres_url
 from sayiir_server.backends.postgres.rows import MAX_NOTIFY_PAYLOAD, notify_channel
 from sayiir_server.domain.engine import Engine, write_of
@@ -97,6 +97,22 @@ async def test_every_replica_hears_the_hint_once(postgres_url: str, open_replica
             assert await _next(heard, HEARD_WITHIN) == hint_for(snapshot, "fetch")
         for heard in (heard_0, heard_1, heard_2):
             assert await _next(heard, SILENCE) is None
+
+
+async def test_a_replica_hands_its_own_writes_hints_to_its_hub_without_the_notify_round_trip(
+    postgres_url: str, open_replica: OpenReplica
+) -> None:
+    """WAKE-1: the writer hears its hint from the commit itself, even with its LISTEN connection gone."""
+    replica = await open_replica(postgres_url)
+    store = replica.storage
+    assert isinstance(store, PostgresStore)
+    await store.listener.close()
+    snapshot = at_task("order-1")
+
+    async with _watching(replica) as heard:
+        await replica.save_snapshot(snapshot)
+
+        assert await _next(heard, HEARD_WITHIN) == hint_for(snapshot, "fetch")
 
 
 async def test_a_hint_is_sent_only_after_the_write_commits(postgres_url: str, open_replica: OpenReplica) -> None:

@@ -46,6 +46,27 @@ Connection = Any
 _ATTEMPTS = 3
 """A transaction PostgreSQL aborted as a deadlock or serialization victim is run again, this many times in all."""
 
+
+class OwnBackends:
+    """The server processes (pids) of this store's pooled connections.
+
+    A write's hint goes to this replica's hub straight after the commit, so the NOTIFY of that same write is
+    not delivered again when it comes back on the LISTEN connection: one database round trip less between a
+    task becoming ready and a worker on the same replica hearing of it. A pid is forgotten when its connection
+    closes, before PostgreSQL can give it to another replica's backend."""
+
+    def __init__(self) -> None:
+        self._pids: set[int] = set()
+
+    async def track(self, connection: Connection) -> None:
+        pid = connection.get_server_pid()
+        self._pids.add(pid)
+        connection.add_termination_listener(lambda _connection: self._pids.discard(pid))
+
+    def __contains__(self, pid: object) -> bool:
+        return pid in self._pids
+
+
 _RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
 
 _DRIVER_ERRORS = (
@@ -78,15 +99,29 @@ def _server_settings(options: PostgresOptions) -> dict[str, str]:
 class PostgresStore:
     """The storage port over PostgreSQL; `listener` feeds the hints of every replica's writes to `deliver`."""
 
-    def __init__(self, pool: Any, dsn: str, description: str, options: PostgresOptions, deliver: WakeupSink) -> None:
+    def __init__(
+        self,
+        pool: Any,
+        dsn: str,
+        description: str,
+        options: PostgresOptions,
+        deliver: WakeupSink,
+        own_backends: OwnBackends,
+    ) -> None:
         """Use `open`: it creates the pool, migrates the schema and starts listening."""
         self._pool = pool
+        self._deliver = deliver
         self._dsn = dsn
         self._description = description
         self._options = options
         self.channel = notify_channel(options.schema)
         self.listener = WakeupListener(
-            self._connect_listener, self.channel, deliver, self._load_hint, options.command_timeout
+            self._connect_listener,
+            self.channel,
+            deliver,
+            self._load_hint,
+            options.command_timeout,
+            skip_from=own_backends.__contains__,
         )
 
     @classmethod
@@ -94,6 +129,7 @@ class PostgresStore:
         """Connect, apply missing migrations, start LISTENing; BackendUnavailableError when unreachable."""
         parsed = parse_postgres_url(url)
         options = parsed.options
+        own_backends = OwnBackends()
         try:
             pool = await asyncpg.create_pool(
                 parsed.dsn,
@@ -103,10 +139,11 @@ class PostgresStore:
                 timeout=options.connect_timeout,
                 command_timeout=options.command_timeout,
                 server_settings=_server_settings(options),
+                init=own_backends.track,
             )
         except _DRIVER_ERRORS as error:
             raise BackendUnavailableError(f"cannot connect to {parsed.description}: {error}") from error
-        store = cls(pool, parsed.dsn, parsed.description, options, deliver)
+        store = cls(pool, parsed.dsn, parsed.description, options, deliver, own_backends)
         try:
             await store.run(lambda connection: migrate(connection, options.schema))
             await store.run(fill_definition_hashes)
@@ -139,14 +176,23 @@ class PostgresStore:
         raise AssertionError("unreachable")
 
     async def write(self, composite: Composite[_T], *, single_statement: bool = False) -> _T:
-        if single_statement:  # one statement is atomic by itself: no BEGIN and COMMIT round trips
-            return await self.run(lambda connection: composite(PostgresTransaction(connection, self.channel)))
+        announced: list[pb.TaskWakeupHint] = []
+
+        def attempt(connection: Connection) -> PostgresTransaction:
+            announced.clear()  # what an aborted attempt announced was never committed
+            return PostgresTransaction(connection, self.channel, announced)
 
         async def transaction(connection: Connection) -> _T:
             async with connection.transaction():
-                return await composite(PostgresTransaction(connection, self.channel))
+                return await composite(attempt(connection))
 
-        return await self.run(transaction)
+        if single_statement:  # one statement is atomic by itself: no BEGIN and COMMIT round trips
+            result = await self.run(lambda connection: composite(attempt(connection)))
+        else:
+            result = await self.run(transaction)
+        for hint in announced:
+            self._deliver(hint)
+        return result
 
     async def read(self, composite: Composite[_T]) -> _T:
         return await self.run(lambda connection: composite(PostgresTransaction(connection, self.channel)))
@@ -210,9 +256,19 @@ async def fill_definition_hashes(connection: Connection) -> int:
 class PostgresTransaction:
     """The port's row operations on one connection (inside a transaction for writes)."""
 
-    def __init__(self, connection: Connection, channel: str) -> None:
+    def __init__(self, connection: Connection, channel: str, announced: list[pb.TaskWakeupHint] | None = None) -> None:
         self._db = connection
         self._channel = channel
+        self._announced = announced if announced is not None else []
+        """The hints of this transaction's writes that announced a task (OwnBackends: delivered after commit)."""
+
+    async def _write(self, statement: str, write: Write, *extra: object, fresh: bool = False) -> bool:
+        """Run a snapshot write statement; True when it wrote, noting its hint when it announced one."""
+        args = self._write_args(write)
+        rows = await self._db.fetch(statement, *(args[:-1] if fresh else args), *extra)
+        if rows and rows[0]["announced"] and write.hint is not None:
+            self._announced.append(write.hint)
+        return bool(rows)
 
     def _write_args(self, write: Write) -> tuple[object, ...]:
         snapshot = write.snapshot
@@ -230,19 +286,16 @@ class PostgresTransaction:
         return [] if row is None else retained_results(row["retained_from"])
 
     async def put(self, write: Write) -> None:
-        await self._db.fetch(queries.SAVE_SNAPSHOT, *self._write_args(write))
+        await self._write(queries.SAVE_SNAPSHOT, write)
 
     async def insert(self, write: Write) -> bool:
-        args = self._write_args(write)[:-1]  # a new row keeps nothing of a row it replaces
-        return bool(await self._db.fetch(queries.INSERT_SNAPSHOT_IF_ABSENT, *args))
+        return await self._write(queries.INSERT_SNAPSHOT_IF_ABSENT, write, fresh=True)  # keeps nothing it replaces
 
     async def put_if_claimed(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
-        args = (*self._write_args(write), task_id, worker_id, now)
-        return bool(await self._db.fetch(queries.SAVE_SNAPSHOT_FENCED, *args))
+        return await self._write(queries.SAVE_SNAPSHOT_FENCED, write, task_id, worker_id, now)
 
     async def put_and_release(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
-        args = (*self._write_args(write), task_id, worker_id, now)
-        return bool(await self._db.fetch(queries.SAVE_SNAPSHOT_AND_RELEASE, *args))
+        return await self._write(queries.SAVE_SNAPSHOT_AND_RELEASE, write, task_id, worker_id, now)
 
     async def delete(self, instance_id: str) -> bool:
         return await self._db.fetchval(queries.DELETE_SNAPSHOT, instance_id) is not None

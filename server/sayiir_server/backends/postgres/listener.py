@@ -1,7 +1,8 @@
 """The LISTEN side of wakeups: one dedicated connection per server, reconnected by itself.
 
 Every replica LISTENs on the same channel, so a task made ready through any
-replica (its own included) reaches the local WakeupHub of each. While the
+replica reaches the local WakeupHub of each; a replica's own writes are handed
+to its hub directly after their commit, and their NOTIFY is skipped here. While the
 connection is down, hints are lost; they are advisory: workers still find the
 tasks by polling FindAvailableTasks.
 """
@@ -40,9 +41,16 @@ class WakeupListener:
     """Delivers the hints of NOTIFY payloads on one channel (to the server's hub), reconnecting with backoff."""
 
     def __init__(
-        self, connect: Connect, channel: str, deliver: WakeupSink, load_hint: LoadHint, ping_timeout: float
+        self,
+        connect: Connect,
+        channel: str,
+        deliver: WakeupSink,
+        load_hint: LoadHint,
+        ping_timeout: float,
+        skip_from: Callable[[int], bool] = lambda _pid: False,
     ) -> None:
         self._connect = connect
+        self._skip_from = skip_from
         self._channel = channel
         self._deliver = deliver
         self._load_hint = load_hint
@@ -113,7 +121,9 @@ class WakeupListener:
             if not lost.is_set():
                 await connection.fetchval("SELECT 1", timeout=self._ping_timeout)
 
-    def _on_notification(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notification(self, _connection: Any, pid: int, _channel: str, payload: str) -> None:
+        if self._skip_from(pid):
+            return  # this replica's own write: its hub has the hint already
         parsed = parse_hint_payload(payload)
         if isinstance(parsed, pb.TaskWakeupHint):
             self._deliver(parsed)

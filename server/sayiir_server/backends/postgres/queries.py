@@ -6,7 +6,8 @@ NOTIFY channel (one per schema), and $17, whether the row keeps the task results
 of the row it replaces (the engine's SNAP-RETAIN decision). The statement
 announces the task (pg_notify, delivered only when the transaction commits)
 unless the replaced row was already at that same task, and returns one row
-when it wrote.
+when it wrote, whose `announced` says whether it did (the writing replica
+hands that hint to its own hub itself, after the commit).
 """
 
 from __future__ import annotations
@@ -40,12 +41,12 @@ _OVERWRITE = """
 _PREVIOUS = "previous AS (SELECT current_task_id FROM snapshots WHERE instance_id = $1::text)"
 
 _ANNOUNCE = """
-SELECT CASE
-    WHEN $15::text IS NOT NULL
-         AND NOT EXISTS (SELECT 1 FROM previous WHERE previous.current_task_id = $5::bytea)
-    THEN pg_notify($16::text, $15::text)
-END AS announced
-FROM saved
+SELECT announced, CASE WHEN announced THEN pg_notify($16::text, $15::text) END AS notified
+FROM (
+    SELECT $15::text IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM previous WHERE previous.current_task_id = $5::bytea) AS announced
+    FROM saved
+) announcement
 """
 
 SAVE_SNAPSHOT = f"""
