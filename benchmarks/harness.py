@@ -34,11 +34,13 @@ from benchmarks.scaling import Population, find_latency
 from benchmarks.server_process import ServerProcess
 from benchmarks.targets import TARGETS, BackendTarget, unavailable_reason
 from benchmarks.wakeup import wakeup_latency
+from benchmarks.worker_path import event_dispatch_latency
 
 logger = logging.getLogger("benchmarks")
 
 WAKEUP_ROW = "wakeup: save → WatchWakeups hint"
 WAKEUP_ACROSS_REPLICAS_ROW = "wakeup across replicas: save on A → WatchWakeups hint on B"
+EVENT_DISPATCH_ROW = "event dispatch: SendEvent → waiting claim holds the next task"
 
 _MIB = 1024 * 1024
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 16 * _MIB), ("grpc.max_send_message_length", 16 * _MIB)]
@@ -271,6 +273,7 @@ class Harness:
                 except Exception as error:  # a failed operation becomes a row; the others still run
                     self.report.rows.append(_error_row(operation.name, target.name, error))
             await self._measure_wakeups(server, target.name, channel)
+            await self._measure_event_dispatch(server, target.name)
             if target.replicated:
                 await self._measure_wakeups_across_replicas(target.name, url, server, channel)
 
@@ -283,6 +286,17 @@ class Harness:
             self.report.rows.append(_error_row(name, backend, error))
             return
         self.report.rows.append(_wakeup_row(name, backend, result, "one save at a time, otherwise idle server"))
+
+    async def _measure_event_dispatch(self, server: ServerProcess, backend: str) -> None:
+        name = EVENT_DISPATCH_ROW
+        try:
+            async with _profiling(server, self._profile_path(backend, name)):
+                result = await event_dispatch_latency(server.address, self.config.wakeup_samples)
+        except Exception as error:
+            self.report.rows.append(_error_row(name, backend, error))
+            return
+        note = "run at AtSignal; a worker long-polls ClaimAvailableTasks; one SendEvent at a time"
+        self.report.rows.append(_wakeup_row(name, backend, result, note))
 
     async def _measure_wakeups_across_replicas(
         self, backend: str, url: str, replica_a: ServerProcess, channel_a: grpc.aio.Channel
