@@ -28,9 +28,7 @@ async def test_snap_1_4_a_task_whose_run_was_finished_meanwhile_is_dropped_and_i
         worker = Worker(client, "worker-a", handle, options)
         running = asyncio.ensure_future(worker.run())
         await asyncio.wait_for(done.wait(), 10)
-        while worker.stats.finished_elsewhere == 0:
-            await asyncio.sleep(0.01)
-        worker.stop()
+        worker.stop()  # run() returns once the running task has finished its bookkeeping
         await asyncio.wait_for(running, 10)
 
     assert (worker.stats.completed, worker.stats.finished_elsewhere) == (0, 1)
