@@ -40,6 +40,7 @@ from benchmarks.worker_path import (
     direct_polling,
     direct_queue,
     dispatch_latency,
+    event_dispatch_latency,
     four_rpc_cycle,
     worker_path,
 )
@@ -54,6 +55,7 @@ DIRECT_POLLING_ROW = "direct PostgreSQL, sayiir-postgres style polling (4 statem
 DIRECT_QUEUE_ROW = "direct PostgreSQL, SKIP LOCKED queue (2 statements)"
 DISPATCH_ROW = "dispatch latency: PrepareRun → claim held by a waiting ClaimAvailableTasks"
 DISPATCH_ACROSS_REPLICAS_ROW = "dispatch latency across replicas: PrepareRun on A → claim held on B"
+EVENT_DISPATCH_ROW = "event dispatch: SendEvent → waiting claim holds the next task"
 
 _MIB = 1024 * 1024
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 16 * _MIB), ("grpc.max_send_message_length", 16 * _MIB)]
@@ -316,6 +318,7 @@ class Harness:
                 except Exception as error:  # a failed operation becomes a row; the others still run
                     self.report.rows.append(_error_row(operation.name, target.name, error))
             await self._measure_wakeups(server, target.name, channel)
+            await self._measure_event_dispatch(server, target.name)
             if target.replicated:
                 await self._measure_wakeups_across_replicas(target.name, url, server, channel)
 
@@ -328,6 +331,17 @@ class Harness:
             self.report.rows.append(_error_row(name, backend, error))
             return
         self.report.rows.append(_wakeup_row(name, backend, result, "one save at a time, otherwise idle server"))
+
+    async def _measure_event_dispatch(self, server: ServerProcess, backend: str) -> None:
+        name = EVENT_DISPATCH_ROW
+        try:
+            async with _profiling(server, self._profile_path(backend, name)):
+                result = await event_dispatch_latency(server.address, self.config.wakeup_samples)
+        except Exception as error:
+            self.report.rows.append(_error_row(name, backend, error))
+            return
+        note = "run at AtSignal; a worker long-polls ClaimAvailableTasks; one SendEvent at a time"
+        self.report.rows.append(_wakeup_row(name, backend, result, note))
 
     async def _measure_wakeups_across_replicas(
         self, backend: str, url: str, replica_a: ServerProcess, channel_a: grpc.aio.Channel

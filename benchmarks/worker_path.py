@@ -157,6 +157,54 @@ async def dispatch_latency(
 
 LATENCY_DEFINITION = bytes(31) + b"\x01"
 
+EVENT_DEFINITION = bytes(31) + b"\x02"
+EVENT_NAME = "go"
+
+
+def awaiting_event(instance_id: str) -> pb.WorkflowSnapshot:
+    """A run waiting AtSignal(EVENT_NAME), its next task TASK_A, of EVENT_DEFINITION."""
+    snapshot = pb.WorkflowSnapshot(
+        instance_id=instance_id,
+        definition_hash=EVENT_DEFINITION,
+        in_progress=pb.InProgressState(
+            position=pb.ExecutionPosition(
+                at_signal=pb.AtSignal(signal_id=TASK_A, signal_name=EVENT_NAME, next_task_id=TASK_A)
+            )
+        ),
+        initial_input=b"x",
+    )
+    snapshot.created_at.GetCurrentTime()
+    snapshot.updated_at.GetCurrentTime()
+    return snapshot
+
+
+async def event_dispatch_latency(address: str, samples: int) -> measure.Measurement:
+    """SendEvent for a run waiting at AtSignal until a worker waiting in ClaimAvailableTasks holds the next task
+    (SIG-2.5: SendEvent advances the run and announces the task)."""
+    sender = AsyncPersistenceClient(address)
+    claimer = AsyncPersistenceClient(address)
+    latencies: list[float] = []
+    try:
+        for index in range(samples):
+            instance_id = f"event-{index:05d}"
+            await sender.save_snapshot(awaiting_event(instance_id))
+            waiting = asyncio.ensure_future(
+                claimer.claim_available_tasks(
+                    "event-probe", 1, TTL, definition_hashes=[EVENT_DEFINITION], wait=timedelta(seconds=5)
+                )
+            )
+            await asyncio.sleep(0.02)  # let the claim reach the server and start waiting
+            started = time.perf_counter()
+            await sender.send_event(instance_id, EVENT_NAME, b"payload")
+            claimed = await waiting
+            if claimed:
+                latencies.append(time.perf_counter() - started)
+                await claimer.complete_task(completed(claimed[0].task.snapshot, b"done"), TASK_A, "event-probe")
+    finally:
+        await sender.close()
+        await claimer.close()
+    return measure.of_latencies(latencies)
+
 
 # -- directly on PostgreSQL ----------------------------------------------------------------------
 

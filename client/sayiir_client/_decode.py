@@ -21,6 +21,7 @@ from sayiir_client.errors import (
     CannotCancelError,
     CannotPauseError,
     ClaimLostError,
+    FinalStateError,
     InvalidArgumentError,
     NotFoundError,
     RunConflictError,
@@ -82,6 +83,8 @@ def _from_reason(code: grpc.StatusCode, message: str, info: error_details_pb2.Er
         return CannotPauseError(info.metadata.get("state", ""), message or None)
     if reason == "CLAIM_LOST":
         return ClaimLostError(message)
+    if reason == "FINAL_STATE":
+        return FinalStateError(info.metadata.get("state", ""))
     if reason == "INVALID_ARGUMENT":
         return InvalidArgumentError(info.metadata.get("field", ""), message)
     # A reason this client does not know yet (or a RunConflict reason without its detail).

@@ -73,6 +73,19 @@ class CannotPauseError(BackendError):
         self.state = state
 
 
+class FinalStateError(BackendError):
+    """A save would replace a Completed, Failed or Cancelled run: final states are final, nothing was written.
+
+    `state` names the stored state ("Completed", "Failed", "Cancelled").
+    """
+
+    reason = "FINAL_STATE"
+
+    def __init__(self, state: str) -> None:
+        super().__init__(f"the workflow is {state}: a final state is never replaced")
+        self.state = state
+
+
 class ClaimLostError(BackendError):
     """Another worker holds the claim."""
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sayiir_client._async_client import AsyncPersistenceClient
-from sayiir_client.errors import BackendUnavailableError, ClaimLostError, NotFoundError
+from sayiir_client.errors import BackendUnavailableError, ClaimLostError, FinalStateError, NotFoundError
 from sayiir_client.tasks import completed_with, failed_attempt
 from sayiir_client.v1 import messages_pb2 as pb
 
@@ -81,6 +81,8 @@ class WorkerStats:
     """Handlers that raised (the failure recorded as a retry)."""
     leases_lost: int = 0
     """Tasks whose claim was lost before they completed (their result dropped)."""
+    finished_elsewhere: int = 0
+    """Tasks whose run became final meanwhile (cancelled, or finished by another writer): result dropped."""
     running: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -210,7 +212,13 @@ class Worker:
         finally:
             heartbeat.cancel()
         snapshot = outcome if isinstance(outcome, pb.WorkflowSnapshot) else completed_with(task.snapshot, outcome)
-        saved = await self.client.complete_task(snapshot, task.task_id, self.worker_id)
+        try:
+            saved = await self.client.complete_task(snapshot, task.task_id, self.worker_id)
+        except FinalStateError as error:  # SNAP-1.4: a final state is never replaced
+            self.stats.finished_elsewhere += 1
+            logger.warning("worker %s: run %r is %s: result dropped", self.worker_id, task.instance_id, error.state)
+            await self._release(task)
+            return
         if saved:
             self.stats.completed += 1
         else:

@@ -28,6 +28,7 @@ THROUGHPUT_ROWS = (
     "PrepareRun",
 )
 WAKEUP_ROW = "wakeup: save → WatchWakeups hint"
+EVENT_DISPATCH_ROW = "event dispatch: SendEvent → waiting claim holds the next task"
 WAKEUP_ACROSS_REPLICAS_ROW = "wakeup across replicas: save on A → WatchWakeups hint on B"
 """Only on PostgreSQL: the one backend whose server replicas share storage and hear each other's wakeups."""
 FIND_AT_1K = "FindAvailableTasks(limit=10) @ 1,000 InProgress"
@@ -49,7 +50,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 
 def _expected_rows(backend: str) -> set[str]:
-    rows = {*THROUGHPUT_ROWS, *WORKER_PATH_ROWS, WAKEUP_ROW, FIND_AT_1K}
+    rows = {*THROUGHPUT_ROWS, *WORKER_PATH_ROWS, WAKEUP_ROW, EVENT_DISPATCH_ROW, FIND_AT_1K}
     rows |= set(POSTGRES_ONLY_ROWS) if backend == "postgres" else set()
     return rows | ({MEMORY_ROW} if backend == "memory" else {FIND_AT_1K_WITH_COMPLETED})
 

@@ -25,6 +25,7 @@ from sayiir_client import (
     ClaimLostError,
     DefinitionHash,
     DefinitionMismatchError,
+    FinalStateError,
     InvalidArgumentError,
     InvalidInstanceIdError,
     NotFoundError,
@@ -82,6 +83,9 @@ CASES = {
         Code.FAILED_PRECONDITION, "CANNOT_PAUSE", CannotPauseError, {"state": "Cancelled"}, (("state", "Cancelled"),)
     ),
     "claim-lost": Case(Code.ABORTED, "CLAIM_LOST", ClaimLostError, {}),
+    "final-state": Case(
+        Code.FAILED_PRECONDITION, "FINAL_STATE", FinalStateError, {"state": "Completed"}, (("state", "Completed"),)
+    ),
     "invalid-argument": Case(
         Code.INVALID_ARGUMENT, "INVALID_ARGUMENT", InvalidArgumentError, {"field": "task_id"}, (("field", "task_id"),)
     ),

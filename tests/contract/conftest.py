@@ -73,11 +73,14 @@ def clock() -> FakeClock:
 
 @pytest.fixture(params=_store_params())
 async def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Backend]:
-    """A fresh, empty store reached through one transport, its time rules on `clock`; closed after the test."""
+    """A fresh, empty store reached through one transport, its time rules on `clock`; closed after the test.
+
+    Its due timer (WAKE-5) runs only for tests marked `due_timer`: elsewhere only finds advance."""
     kind, transport = request.param
+    timer = request.node.get_closest_marker("due_timer") is not None
 
     def open_backend() -> AbstractAsyncContextManager[Backend]:
-        return open_test_backend(kind, tmp_path, clock)
+        return open_test_backend(kind, tmp_path, clock, timer=timer)
 
     async with TRANSPORTS[transport](request, open_backend) as reachable:
         yield reachable

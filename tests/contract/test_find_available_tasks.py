@@ -27,6 +27,7 @@ from tests.contract.builders import (
     task_position,
     with_retry,
 )
+from tests.contract.runs import hold
 from tests.support.clock import FakeClock
 
 AGING = timedelta(minutes=1)
@@ -123,6 +124,7 @@ async def test_skips_instances_that_are_not_in_progress(store: Backend, build: S
 @KINDS
 async def test_skips_an_instance_with_a_pending_control_signal(store: Backend, kind: SignalKind) -> None:
     await store.save_snapshot(at_task("order-1"))
+    await hold(store, "order-1", "branch")
     await store.store_signal("order-1", kind, signal_request())
 
     assert await find(store) == []
@@ -242,6 +244,7 @@ async def test_a_due_delay_without_next_task_or_stored_result_completes_empty(st
 async def test_a_due_delay_is_not_advanced_while_a_control_signal_is_pending(store: Backend, kind: SignalKind) -> None:
     waiting = at_delay("order-1", wake_at=seconds_ago(1), next_task="ship")
     await store.save_snapshot(waiting)
+    await hold(store, "order-1", "branch")
     await store.store_signal("order-1", kind, signal_request())
 
     await find(store)
@@ -308,8 +311,9 @@ async def test_a_buffered_event_is_not_consumed_while_a_control_signal_is_pendin
 ) -> None:
     waiting = at_signal("order-1", "approval", next_task="ship")
     await store.save_snapshot(waiting)
-    await store.send_event("order-1", "approval", b"approved")
+    await hold(store, "order-1", "branch")
     await store.store_signal("order-1", kind, signal_request())
+    await store.send_event("order-1", "approval", b"approved")
 
     await find(store)
 
@@ -405,6 +409,7 @@ async def test_find_hinted_task_returns_none_while_a_control_signal_is_pending(
 ) -> None:
     snapshot = at_task("order-1", "charge")
     await store.save_snapshot(snapshot)
+    await hold(store, "order-1", "branch")
     await store.store_signal("order-1", kind, signal_request())
 
     assert await store.find_hinted_task(hint_for(snapshot, "charge")) is None
@@ -429,6 +434,7 @@ async def test_due_instances_held_by_pending_requests_never_starve_the_others_of
     monkeypatch.setattr(engine, "ADVANCE_BATCH", 4)
     for n in range(40):
         await store.save_snapshot(at_delay(f"held-{n}", wake_at=seconds_ago(1), next_task="ship"))
+        await hold(store, f"held-{n}", "branch")
         await store.store_signal(f"held-{n}", PAUSE, signal_request())
     await store.save_snapshot(at_delay("free", wake_at=seconds_ago(1), next_task="ship"))
 

@@ -24,7 +24,7 @@ from tests.contract.builders import (
     task_id,
     task_position,
 )
-from tests.contract.runs import start_run
+from tests.contract.runs import hold, start_run
 
 POLICIES = {
     "fail": enums.CONFLICT_POLICY_FAIL,
@@ -105,6 +105,7 @@ async def test_use_existing_reports_a_failure_without_final_output(store: Backen
 
 async def test_terminate_existing_starts_afresh_and_clears_both_signals(store: Backend) -> None:
     await store.save_snapshot(at_task("order-1", "charge", completed={"fetch": b"old order"}))
+    await hold(store, "order-1", "charge")
     await store.store_signal("order-1", CANCEL, signal_request())
     await store.store_signal("order-1", PAUSE, signal_request())
 

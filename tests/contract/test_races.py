@@ -10,7 +10,7 @@ from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_server.domain.model import CANCEL, PAUSE
 from sayiir_server.domain.traits import Backend
 from tests.contract.builders import at_task, signal_request, task_id
-from tests.contract.runs import start_run
+from tests.contract.runs import hold, start_run
 
 RACERS = 32
 FORK_BRANCHES = 16
@@ -29,6 +29,7 @@ async def test_concurrent_claims_on_one_task_grant_exactly_one(store: Backend) -
 
 async def test_concurrent_check_and_cancel_applies_the_cancel_exactly_once(store: Backend) -> None:
     await store.save_snapshot(at_task("order-1", "charge"))
+    await hold(store, "order-1", "charge")
     await store.store_signal("order-1", CANCEL, signal_request())
 
     applied = await asyncio.gather(*(store.check_and_cancel("order-1") for _ in range(RACERS)))
@@ -39,6 +40,7 @@ async def test_concurrent_check_and_cancel_applies_the_cancel_exactly_once(store
 
 async def test_concurrent_check_and_pause_applies_the_pause_exactly_once(store: Backend) -> None:
     await store.save_snapshot(at_task("order-1", "charge"))
+    await hold(store, "order-1", "charge")
     await store.store_signal("order-1", PAUSE, signal_request())
 
     applied = await asyncio.gather(*(store.check_and_pause("order-1") for _ in range(RACERS)))
@@ -49,6 +51,7 @@ async def test_concurrent_check_and_pause_applies_the_pause_exactly_once(store: 
 
 async def test_concurrent_check_control_signals_cancel_exactly_once_and_never_pause(store: Backend) -> None:
     await store.save_snapshot(at_task("order-1", "charge"))
+    await hold(store, "order-1", "charge")
     await store.store_signal("order-1", PAUSE, signal_request())
     await store.store_signal("order-1", CANCEL, signal_request())
 

@@ -26,6 +26,7 @@ from tests.contract.builders import (
     task_results,
     with_deadline,
 )
+from tests.contract.runs import hold
 
 StateBuilder = Callable[[str], pb.WorkflowSnapshot]
 KINDS = pytest.mark.parametrize("kind", [CANCEL, PAUSE], ids=["cancel", "pause"])
@@ -37,6 +38,7 @@ async def _pending_on_finished_instance(store: Backend, kind: SignalKind) -> pb.
     """A request stored while InProgress, left pending after the instance completed."""
     await store.save_snapshot(at_task("order-1"))
     request = signal_request()
+    await hold(store, "order-1")
     await store.store_signal("order-1", kind, request)
     await store.save_snapshot(completed("order-1"))
     return request
@@ -56,6 +58,7 @@ async def test_store_signal_stores_the_request_for_an_in_progress_instance(store
     await store.save_snapshot(at_task("order-1"))
     request = signal_request("stop", "alice")
 
+    await hold(store, "order-1")
     await store.store_signal("order-1", kind, request)
 
     assert await store.get_signal("order-1", kind) == request
@@ -64,6 +67,7 @@ async def test_store_signal_stores_the_request_for_an_in_progress_instance(store
 @KINDS
 async def test_store_signal_replaces_an_earlier_request_of_the_same_kind(store: Backend, kind: SignalKind) -> None:
     await store.save_snapshot(at_task("order-1"))
+    await hold(store, "order-1")
     await store.store_signal("order-1", kind, signal_request("first", "alice"))
     second = signal_request("second", "bob")
 
@@ -127,6 +131,7 @@ async def test_get_signal_returns_none_without_a_request(store: Backend, kind: S
 @KINDS
 async def test_clear_signal_removes_the_pending_request(store: Backend, kind: SignalKind) -> None:
     await store.save_snapshot(at_task("order-1"))
+    await hold(store, "order-1")
     await store.store_signal("order-1", kind, signal_request())
 
     await store.clear_signal("order-1", kind)
@@ -147,6 +152,7 @@ async def test_clear_signal_is_never_an_error(store: Backend, kind: SignalKind) 
 async def test_cancel_and_pause_requests_are_independent(store: Backend) -> None:
     await store.save_snapshot(at_task("order-1"))
     cancel = signal_request("cancel it")
+    await hold(store, "order-1")
     await store.store_signal("order-1", CANCEL, cancel)
     assert await store.get_signal("order-1", PAUSE) is None
 
@@ -214,6 +220,7 @@ async def test_send_event_keeps_an_empty_payload(store: Backend) -> None:
 
 async def test_check_and_cancel_applies_a_pending_cancel(store: Backend) -> None:
     await store.save_snapshot(with_deadline(at_task("order-1", "charge", completed={"fetch": b"order"}), "charge"))
+    await hold(store, "order-1", "charge")
     await store.store_signal("order-1", CANCEL, signal_request("fraud suspected", "risk-team"))
     before = utc_now()
 
@@ -234,6 +241,7 @@ async def test_check_and_cancel_applies_a_pending_cancel(store: Backend) -> None
 
 async def test_check_and_cancel_without_interrupted_task_records_none(store: Backend) -> None:
     await store.save_snapshot(at_task("order-1"))
+    await hold(store, "order-1")
     await store.store_signal("order-1", CANCEL, signal_request())
 
     assert await store.check_and_cancel("order-1") is True
@@ -275,6 +283,7 @@ async def test_check_and_cancel_returns_false_while_paused_and_keeps_the_request
 async def test_check_and_pause_applies_a_pending_pause(store: Backend) -> None:
     running = at_task("order-1", "charge", completed={"fetch": b"order", "price": b"42"}, last_completed="price")
     await store.save_snapshot(with_deadline(running, "charge"))
+    await hold(store, "order-1", "charge")
     await store.store_signal("order-1", PAUSE, signal_request("maintenance window", "ops"))
     before = utc_now()
 
@@ -297,6 +306,7 @@ async def test_check_and_pause_applies_a_pending_pause(store: Backend) -> None:
 async def test_check_and_pause_keeps_a_waiting_position(store: Backend) -> None:
     waiting = at_signal("order-1", "approval")
     await store.save_snapshot(waiting)
+    await hold(store, "order-1")
     await store.store_signal("order-1", PAUSE, signal_request())
 
     assert await store.check_and_pause("order-1") is True
@@ -326,6 +336,7 @@ async def test_check_and_pause_returns_false_when_not_in_progress_and_keeps_the_
 
 async def test_check_control_signals_applies_cancel_before_pause(store: Backend) -> None:
     await store.save_snapshot(at_task("order-1", "charge"))
+    await hold(store, "order-1", "charge")
     await store.store_signal("order-1", PAUSE, signal_request("pause it"))
     await store.store_signal("order-1", CANCEL, signal_request("cancel it"))
 
@@ -339,6 +350,7 @@ async def test_check_control_signals_applies_cancel_before_pause(store: Backend)
 
 async def test_check_control_signals_applies_a_lone_pause(store: Backend) -> None:
     await store.save_snapshot(at_task("order-1"))
+    await hold(store, "order-1")
     await store.store_signal("order-1", PAUSE, signal_request("pause it"))
 
     signal = await store.check_control_signals("order-1")

@@ -21,6 +21,7 @@ from tests.contract.builders import (
     signal_request,
     task_id,
 )
+from tests.contract.runs import hold
 
 
 async def test_load_snapshot_returns_the_saved_snapshot(store: Backend) -> None:
@@ -65,6 +66,7 @@ async def test_delete_snapshot_raises_not_found_when_missing(store: Backend) -> 
 async def test_delete_snapshot_leaves_pending_signals(store: Backend) -> None:
     await store.save_snapshot(at_task("order-1"))
     cancel, pause = signal_request("cancel it"), signal_request("pause it")
+    await hold(store, "order-1")
     await store.store_signal("order-1", CANCEL, cancel)
     await store.store_signal("order-1", PAUSE, pause)
 

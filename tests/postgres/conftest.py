@@ -30,11 +30,13 @@ async def database_url() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def open_replica() -> AsyncIterator[OpenReplica]:
-    """Open engine "replicas" on a URL, as separate server processes would; all closed after the test."""
+    """Open engine "replicas" on a URL, as separate server processes would; all closed after the test.
+
+    Their due timers (WAKE-5) run only when asked (`timer=True`): elsewhere only finds advance."""
     opened: list[Engine] = []
 
-    async def open_replica(url: str) -> Engine:
-        backend = await open_backend(url)
+    async def open_replica(url: str, *, timer: bool = False) -> Engine:
+        backend = await open_backend(url, timer=timer)
         opened.append(backend)
         return backend
 

@@ -250,13 +250,13 @@ async def opened(kind: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[E
         from tests.support.postgres import temporary_database_url
 
         async with temporary_database_url() as url:
-            store = await open_backend(url, clock=clock)
+            store = await open_backend(url, clock=clock, timer=False)
             try:
                 yield store
             finally:
                 await store.close()
         return
-    store = await open_backend("sqlite:///:memory:" if kind == "sqlite" else "memory://", clock=clock)
+    store = await open_backend("sqlite:///:memory:" if kind == "sqlite" else "memory://", clock=clock, timer=False)
     try:
         yield store
     finally:

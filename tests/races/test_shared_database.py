@@ -110,7 +110,7 @@ async def test_unpause_racing_dispatch_consumes_the_awaited_event_exactly_once(o
     for name in names:
         await first.save_snapshot(at_signal(name, "approval", next_task="ship"))
         await first.store_signal(name, PAUSE, signal_request())
-        assert await first.check_and_pause(name)
+        assert state_of(await first.load_snapshot(name)) == "paused"  # nobody held it: applied at once (SIG-9.1)
         await first.send_event(name, "approval", f"first for {name}".encode())
         await first.send_event(name, "approval", f"second for {name}".encode())
 
@@ -177,3 +177,34 @@ async def test_a_task_result_racing_the_completed_save_never_drops_the_retained_
         assert state_of(await first.load_snapshot(name)) == "completed"
         assert await second.load_task_result(name, task_id("fetch")) == b"fetched"
         assert await second.load_task_result(name, task_id("branch")) in (b"branch", None)
+
+
+async def test_sig_9_3_a_cancel_racing_a_claiming_find_either_waits_for_the_claim_or_applies_unclaimed(
+    open_shared: OpenShared,
+) -> None:
+    """StoreSignal on one backend, ClaimAvailableTasks on another: each run ends up claimed with its request
+    pending for the holder, or cancelled and unclaimed; never cancelled under a claim, never pending unheld."""
+    canceller, claimer = await _pair(open_shared)
+    for round_ in range(CANCEL_RACE_ROUNDS):
+        names = [f"order-{round_}-{n:03d}" for n in range(CANCEL_RACE_INSTANCES)]
+        for name in names:
+            await canceller.save_snapshot(at_task(name, "charge"))
+
+        async def claim_all() -> set[str]:
+            claimed: set[str] = set()
+            for _ in range(4):
+                batch = await claimer.claim_available_tasks("claimer", 50, TTL)
+                claimed |= {item.task.instance_id for item in batch}
+            return claimed
+
+        _, claimed = await asyncio.gather(
+            asyncio.gather(*(canceller.store_signal(name, CANCEL, signal_request()) for name in names)), claim_all()
+        )
+
+        for name in names:
+            state = state_of(await canceller.load_snapshot(name))
+            pending = await canceller.get_signal(name, CANCEL)
+            if name in claimed:
+                assert (state, pending is not None) == ("in_progress", True), name
+            else:
+                assert (state, pending) == ("cancelled", None), name

@@ -26,8 +26,8 @@ FORK_BRANCHES = 16
 @pytest.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[tuple[Engine, Engine]]:
     url = f"sqlite:///{tmp_path}/shared.db"
-    first = await open_backend(url)
-    second = await open_backend(url)
+    first = await open_backend(url, timer=False)
+    second = await open_backend(url, timer=False)
     yield first, second
     await first.close()
     await second.close()
@@ -52,6 +52,7 @@ async def test_check_and_cancel_raced_over_two_connections_applies_once(
     pair: tuple[Engine, Engine],
 ) -> None:
     await pair[0].save_snapshot(at_task("order-1"))
+    await pair[0].claim_task("order-1", task_id("fetch"), "holder", None)  # held: the requests stay pending
     await pair[1].store_signal("order-1", CANCEL, signal_request())
     await pair[1].store_signal("order-1", PAUSE, signal_request())
 

@@ -18,10 +18,15 @@ ACTIVE_BACKEND_KINDS: tuple[str, ...] = ("memory", "sqlite", "postgres")
 
 
 @asynccontextmanager
-async def open_test_backend(kind: str, tmp_path: Path, clock: Clock = utc_now) -> AsyncIterator[Engine]:
-    """A fresh, empty engine over a store of `kind` whose time rules read `clock`, closed when the block exits."""
+async def open_test_backend(
+    kind: str, tmp_path: Path, clock: Clock = utc_now, *, timer: bool = False
+) -> AsyncIterator[Engine]:
+    """A fresh, empty engine over a store of `kind` whose time rules read `clock`, closed when the block exits.
+
+    Without `timer` only finds advance due delays and signal waits (WAKE-5's timer is off), so a test decides
+    when time takes effect."""
     async with _backend_url(kind, tmp_path) as url:
-        backend = await open_backend(url, clock=clock)
+        backend = await open_backend(url, clock=clock, timer=timer)
         try:
             yield backend
         finally:

@@ -134,6 +134,7 @@ async def test_an_available_task_carries_a_copy_of_the_snapshot(backend: InMemor
 
 async def test_signal_requests_are_copied_both_ways(backend: InMemoryBackend) -> None:
     await backend.save_snapshot(running("a"))
+    await backend.claim_task("a", FIRST_TASK, "holder", None)  # held: the request stays pending (SIG-9.2)
     request = pb.SignalRequest(reason="original")
     await backend.store_signal("a", PAUSE, request)
 

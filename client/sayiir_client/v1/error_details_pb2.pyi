@@ -74,6 +74,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """PERMISSION_DENIED: the token's role may not call this RPC, e.g. a reader calling one that writes
     (metadata "method").
     """
+    ERROR_REASON_FINAL_STATE: _ErrorReason.ValueType  # 13
+    """FAILED_PRECONDITION: the stored run is Completed, Failed or Cancelled, and a save (SaveSnapshot,
+    SaveSnapshotFenced, CompleteTask) may not replace a final state; nothing was written (metadata "state").
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """The reasons an ErrorInfo can carry (as the value name minus "ERROR_REASON_")."""
@@ -117,6 +121,10 @@ unknown one (metadata "method").
 ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 12
 """PERMISSION_DENIED: the token's role may not call this RPC, e.g. a reader calling one that writes
 (metadata "method").
+"""
+ERROR_REASON_FINAL_STATE: ErrorReason.ValueType  # 13
+"""FAILED_PRECONDITION: the stored run is Completed, Failed or Cancelled, and a save (SaveSnapshot,
+SaveSnapshotFenced, CompleteTask) may not replace a final state; nothing was written (metadata "state").
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 

@@ -31,6 +31,7 @@ from sayiir_client.errors import (
     CannotPauseError,
     ClaimLostError,
     DefinitionMismatchError,
+    FinalStateError,
     InvalidInstanceIdError,
     NotFoundError,
     RunConflictError,
@@ -71,7 +72,7 @@ def grpc_code(error: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.NOT_FOUND
     if isinstance(error, SerializationError):
         return grpc.StatusCode.DATA_LOSS if error.stored else grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(error, CannotCancelError | CannotPauseError | DefinitionMismatchError):
+    if isinstance(error, CannotCancelError | CannotPauseError | DefinitionMismatchError | FinalStateError):
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(error, ClaimLostError):
         return grpc.StatusCode.ABORTED
@@ -87,7 +88,7 @@ def error_metadata(error: BaseException) -> dict[str, str]:
     """ErrorInfo metadata a client can branch on without parsing text."""
     if isinstance(error, InvalidFieldError):
         return {"field": error.field}
-    if isinstance(error, CannotCancelError | CannotPauseError):
+    if isinstance(error, CannotCancelError | CannotPauseError | FinalStateError):
         return {"state": error.state}
     if isinstance(error, AlreadyExistsError):
         return {"instance_id": error.instance_id}

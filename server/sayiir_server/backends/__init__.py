@@ -22,14 +22,20 @@ class BackendUrlError(ValueError):
     """The backend URL names no known backend or is malformed."""
 
 
-async def open_backend(url: str, *, clock: Clock = utc_now, wakeups: WakeupHub | None = None) -> Engine:
+async def open_backend(
+    url: str, *, clock: Clock = utc_now, wakeups: WakeupHub | None = None, timer: bool = True
+) -> Engine:
     """The engine over the (opened, for SQL stores migrated) store a URL names.
 
     `clock` is the one clock of every time rule (tests pass a fake one); `wakeups` is the hub the
-    store's committed hints reach (a new one by default).
+    store's committed hints reach (a new one by default). With `timer` the engine's due timer runs on the
+    calling loop (WAKE-5); tests that need dispatch to advance only in finds turn it off.
     """
     hub = wakeups if wakeups is not None else WakeupHub()
-    return Engine(await open_store(url, hub.publish), hub, clock)
+    engine = Engine(await open_store(url, hub.publish), hub, clock)
+    if timer:
+        engine.start_timer()  # WAKE-5: a replica wakes workers when delays and signal timeouts fall due
+    return engine
 
 
 async def open_store(url: str, deliver: WakeupSink) -> StoragePort:

@@ -152,28 +152,29 @@ class MemoryTransaction:
         row = self._t.rows.get(instance_id)
         return [] if row is None else [_copy(result) for result in row.kept]
 
-    async def put(self, write: Write) -> None:
+    async def put(self, write: Write) -> bool:
         snapshot = write.snapshot
         previous = self._t.rows.get(snapshot.instance_id)
+        if previous is not None and previous.columns.state in write.refused_over:
+            return False
         kept = results_to_keep(write.retain, previous.snapshot if previous else None, previous.kept if previous else ())
         row = _Row(_copy(snapshot), index_columns(snapshot), [_copy(result) for result in kept])
         self._set(self._t.rows, snapshot.instance_id, row)
         moved = previous is None or previous.columns.current_task_id != row.columns.current_task_id
         if write.hint is not None and moved:
             self.hints.append(_copy(write.hint))
+        return True
 
     async def insert(self, write: Write) -> bool:
         if write.snapshot.instance_id in self._t.rows:
             return False
-        await self.put(write)
-        return True
+        return await self.put(write)
 
     async def put_if_claimed(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
         claim = self._t.claims.get((write.snapshot.instance_id, task_id))
         if claim is None or claim.worker_id != worker_id or not claims.is_live(claim, now):
             return False
-        await self.put(write)
-        return True
+        return await self.put(write)
 
     async def put_and_release(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
         if not await self.put_if_claimed(write, task_id, worker_id, now):
@@ -273,6 +274,9 @@ class MemoryTransaction:
             self._set(self._t.claims, (instance_id, task_id), extended)
         return ClaimAnswer(True, worker_id)
 
+    async def claims_of(self, instance_id: str) -> list[pb.TaskClaim]:
+        return [_copy(claim) for (owner, _), claim in self._t.claims.items() if owner == instance_id]
+
     async def delete_claims(self, instance_id: str) -> None:
         for key in [key for key in self._t.claims if key[0] == instance_id]:
             self._set(self._t.claims, key, None)
@@ -308,6 +312,14 @@ class MemoryTransaction:
             return True
         signal_name = dispatch.awaited_signal_name(snapshot)
         return signal_name is not None and bool(self._t.events.get((snapshot.instance_id, signal_name)))
+
+    async def earliest_wake(self) -> datetime | None:
+        wakes = [
+            dispatch.wake_at(row.snapshot)
+            for instance_id, row in self._t.rows.items()
+            if row.columns.wake_at is not None and not self._signalled(instance_id)
+        ]
+        return min((wake for wake in wakes if wake is not None), default=None)
 
     async def lock_due(self, instance_ids: Sequence[str]) -> list[Candidate]:
         rows = [self._t.rows[instance_id] for instance_id in sorted(instance_ids) if instance_id in self._t.rows]

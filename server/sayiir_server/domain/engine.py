@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from sayiir_client.errors import AlreadyExistsError, BackendError, NotFoundError, RunBackendFailureError
+from sayiir_client.errors import (
+    AlreadyExistsError,
+    BackendError,
+    FinalStateError,
+    NotFoundError,
+    RunBackendFailureError,
+)
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.domain import claims, dispatch, listing, runs, selection
@@ -29,13 +35,15 @@ from sayiir_server.domain.model import (
     ControlSignal,
     SignalKind,
     clamp_aging_interval,
+    state_name,
     state_of,
     utc_now,
 )
 from sayiir_server.domain.port import Candidate, Lock, StoragePort, Transaction, Wakeups, Write
 from sayiir_server.domain.signals import SignalAdmission, admit_signal, apply_cancel, apply_pause, apply_unpause
 from sayiir_server.domain.sizes import UNLIMITED, SizeLimits, SnapshotTooLargeError, fitting
-from sayiir_server.domain.snapshots import lookup_task_result, record_task_result, retains
+from sayiir_server.domain.snapshots import FINAL_STATES, lookup_task_result, record_task_result, retains
+from sayiir_server.domain.timer import DueTimer
 from sayiir_server.domain.traits import MAX_FIND_LIMIT, Backend
 
 Clock = Callable[[], datetime]
@@ -80,9 +88,36 @@ def _not_found(instance_id: str) -> NotFoundError:
     return NotFoundError(f"workflow instance {instance_id!r} not found")
 
 
-def write_of(snapshot: pb.WorkflowSnapshot) -> Write:
-    """How a snapshot is stored: SNAP-RETAIN decides the results kept, WAKE-1 the hint it may announce."""
-    return Write(snapshot, retain=retains(snapshot), hint=dispatch.ready_hint(snapshot))
+def write_of(snapshot: pb.WorkflowSnapshot, *, by_client: bool = False) -> Write:
+    """How a snapshot is stored: SNAP-RETAIN decides the results kept, WAKE-1 the hint it may announce, and
+    SNAP-1.4 that a client's save never replaces a final state (the engine's own writes never meet one)."""
+    refused_over = FINAL_STATES if by_client else frozenset()
+    return Write(snapshot, retain=retains(snapshot), hint=dispatch.ready_hint(snapshot), refused_over=refused_over)
+
+
+async def _apply_first(
+    tx: Transaction,
+    snapshot: pb.WorkflowSnapshot,
+    kinds: tuple[SignalKind, ...],
+    interrupted_at_task: bytes | None,
+    now: datetime,
+) -> SignalKind | None:
+    """SIG-3.1, SIG-4.1: the first pending request among `kinds` applied in place to an InProgress snapshot and
+    cleared; its kind, or None (nothing pending, or another state: SIG-3.2, SIG-4.2)."""
+    pending = await tx.signals(snapshot.instance_id)
+    kind = next((kind for kind in kinds if kind in pending), None)
+    if kind is None or state_of(snapshot) != "in_progress":
+        return None
+    if kind == CANCEL:
+        apply_cancel(snapshot, pending[kind], interrupted_at_task, now)
+    else:
+        apply_pause(snapshot, pending[kind], now)
+    await tx.delete_signal(snapshot.instance_id, kind)
+    return kind
+
+
+def _final_state_error(stored: pb.WorkflowSnapshot | None) -> FinalStateError:
+    return FinalStateError(state_name(stored) if stored is not None else "Unknown")
 
 
 class Engine(Backend):
@@ -97,28 +132,53 @@ class Engine(Backend):
         self.limits = limits
         """SIZE-*: set by the server from its message limit (unlimited for a bare engine)."""
         self._page_token_key: bytes | None = None
+        self.timer = DueTimer(self._earliest_wake, self._advance_due, clock)
+        """WAKE-5: started by open_backend (a replica serving the store); a bare engine advances only in finds."""
 
     def now(self) -> datetime:
         return self._clock()
 
+    def start_timer(self) -> None:
+        """WAKE-5: wake workers when delays and signal timeouts fall due (on the running loop)."""
+        self.timer.start()
+
+    async def _earliest_wake(self) -> datetime | None:
+        return await self.storage.read(lambda tx: tx.earliest_wake())
+
+    def _written(self, snapshot: pb.WorkflowSnapshot) -> None:
+        """After a write of `snapshot` committed: its due time, if any, is one the timer must hear of."""
+        self.timer.consider(dispatch.wake_at(snapshot))
+
+    async def _refuse_if_final(self, instance_id: str) -> None:
+        """SNAP-1.4 after a write that did not land: FinalStateError when the row it met is final."""
+        stored = await self.storage.read(lambda tx: tx.load(instance_id))
+        if stored is not None and state_of(stored) in FINAL_STATES:
+            raise _final_state_error(stored)
+
     # -- SnapshotStore ---------------------------------------------------------------------------
 
     async def save_snapshot(self, snapshot: pb.WorkflowSnapshot) -> None:
+        """SNAP-1.1; SNAP-1.4: FinalStateError, nothing written, over a Completed, Failed or Cancelled row."""
         self.limits.check(snapshot, "snapshot")
-        write = write_of(snapshot)
-        await self.storage.write(lambda tx: tx.put(write), single_statement=True)
+        write = write_of(snapshot, by_client=True)
+        if not await self.storage.write(lambda tx: tx.put(write), single_statement=True):
+            raise _final_state_error(await self.storage.read(lambda tx: tx.load(snapshot.instance_id)))
+        self._written(snapshot)
 
     async def save_snapshots(self, snapshots: Sequence[pb.WorkflowSnapshot]) -> None:
-        """Save many snapshots in one transaction (bulk imports and seeding)."""
+        """Save many snapshots in one transaction (bulk imports and seeding); all or none (SNAP-1.4)."""
         for index, snapshot in enumerate(snapshots):
             self.limits.check(snapshot, f"snapshots[{index}]")
-        writes = [write_of(snapshot) for snapshot in snapshots]
+        writes = [write_of(snapshot, by_client=True) for snapshot in snapshots]
 
         async def put_all(tx: Transaction) -> None:
             for write in writes:
-                await tx.put(write)
+                if not await tx.put(write):
+                    raise _final_state_error(await tx.load(write.snapshot.instance_id))
 
         await self.storage.write(put_all)
+        for snapshot in snapshots:
+            self._written(snapshot)
 
     async def save_task_result(self, instance_id: str, task_id: bytes, output: bytes) -> None:
         now = self.now()
@@ -183,7 +243,9 @@ class Engine(Backend):
     async def insert_snapshot_if_absent(self, snapshot: pb.WorkflowSnapshot) -> bool:
         self.limits.check(snapshot, "snapshot")
         write = write_of(snapshot)
-        return await self.storage.write(lambda tx: tx.insert(write), single_statement=True)
+        inserted = await self.storage.write(lambda tx: tx.insert(write), single_statement=True)
+        self._written(snapshot)
+        return inserted
 
     @staticmethod
     async def _locked(tx: Transaction, instance_id: str) -> pb.WorkflowSnapshot:
@@ -195,12 +257,16 @@ class Engine(Backend):
     # -- SignalStore -----------------------------------------------------------------------------
 
     async def store_signal(self, instance_id: str, kind: SignalKind, request: pb.SignalRequest) -> None:
+        """SIG-1; SIG-9.1: a request for a run no live claim holds is applied at once, in the same transaction."""
+        now = self.now()
+
         async def store(tx: Transaction) -> None:
-            snapshot = await tx.load(instance_id, Lock.SHARE)
-            if snapshot is None:
-                raise _not_found(instance_id)
+            # The row lock orders this against a claiming find, which locks the rows it claims (SIG-9.3).
+            snapshot = await self._locked(tx, instance_id)
             if admit_signal(snapshot, kind) is SignalAdmission.STORE:
                 await tx.put_signal(instance_id, kind, request)
+                if await self._settle(tx, snapshot, now) is not None:
+                    await tx.put(write_of(snapshot))
 
         await self.storage.write(store)
 
@@ -210,9 +276,20 @@ class Engine(Backend):
 
     async def clear_signal(self, instance_id: str, kind: SignalKind) -> None:
         await self.storage.write(lambda tx: tx.delete_signal(instance_id, kind), single_statement=True)
+        self.timer.reread()  # a wait the request held back may be due now
 
     async def send_event(self, instance_id: str, signal_name: str, payload: bytes) -> None:
-        await self.storage.write(lambda tx: tx.append_event(instance_id, signal_name, payload), single_statement=True)
+        """SIG-2.1; SIG-2.5: a run waiting at AtSignal for the name advances at once, in the same transaction."""
+        now = self.now()
+
+        async def send(tx: Transaction) -> None:
+            snapshot = await tx.load(instance_id, Lock.UPDATE)  # the snapshot first, as every composite
+            await tx.append_event(instance_id, signal_name, payload)
+            if snapshot is not None and dispatch.awaited_signal_name(snapshot) == signal_name:
+                signalled = await tx.has_signal(instance_id, SIGNAL_KINDS)
+                await self._advance_one(tx, Candidate(snapshot, signalled, None), now)
+
+        await self.storage.write(send)
 
     async def consume_event(self, instance_id: str, signal_name: str) -> bytes | None:
         return await self.storage.write(lambda tx: tx.pop_event(instance_id, signal_name), single_statement=True)
@@ -239,19 +316,38 @@ class Engine(Backend):
 
         async def apply(tx: Transaction) -> ControlSignal | None:
             snapshot = await tx.load(instance_id, Lock.UPDATE)  # the snapshot first, as store_signal: no deadlock
-            pending = await tx.signals(instance_id)
-            kind = next((kind for kind in kinds if kind in pending), None)
-            if snapshot is None or kind is None or state_of(snapshot) != "in_progress":
+            if snapshot is None:
                 return None
-            if kind == CANCEL:
-                apply_cancel(snapshot, pending[kind], interrupted_at_task, now)
-            else:
-                apply_pause(snapshot, pending[kind], now)
+            kind = await _apply_first(tx, snapshot, kinds, interrupted_at_task, now)
+            if kind is None:
+                return None
             await tx.put(write_of(snapshot))
-            await tx.delete_signal(instance_id, kind)
             return _CONTROL_SIGNALS[kind]
 
         return await self.storage.write(apply)
+
+    @staticmethod
+    async def _settle(tx: Transaction, snapshot: pb.WorkflowSnapshot, now: datetime) -> SignalKind | None:
+        """SIG-9.1: with no live claim on any task of the locked run, its pending request (cancel before pause)
+        applied in place, as the check composites apply it; the caller writes the snapshot."""
+        if state_of(snapshot) != "in_progress":
+            return None
+        if any(claims.is_live(claim, now) for claim in await tx.claims_of(snapshot.instance_id)):
+            return None  # the holder applies it at its next boundary (WORKER-1.3)
+        return await _apply_first(tx, snapshot, SIGNAL_KINDS, None, now)
+
+    async def _settle_released(self, instance_id: str) -> None:
+        """SIG-9.2: after a claim ended, a request it held back applies now (a lock-free look first)."""
+        if not await self.storage.read(lambda tx: tx.has_signal(instance_id, SIGNAL_KINDS)):
+            return
+        now = self.now()
+
+        async def settle(tx: Transaction) -> None:
+            snapshot = await tx.load(instance_id, Lock.UPDATE)
+            if snapshot is not None and await self._settle(tx, snapshot, now) is not None:
+                await tx.put(write_of(snapshot))
+
+        await self.storage.write(settle)
 
     async def unpause(self, instance_id: str) -> pb.WorkflowSnapshot:
         now = self.now()
@@ -259,10 +355,13 @@ class Engine(Backend):
         async def resume(tx: Transaction) -> pb.WorkflowSnapshot:
             snapshot = await self._locked(tx, instance_id)
             apply_unpause(snapshot, now)
+            await self._settle(tx, snapshot, now)  # SIG-6.4: a cancel stored while Paused applies now
             await tx.put(write_of(snapshot))
             return snapshot
 
-        return await self.storage.write(resume)
+        resumed = await self.storage.write(resume)
+        self._written(resumed)
+        return resumed
 
     # -- TaskClaimStore --------------------------------------------------------------------------
 
@@ -277,6 +376,7 @@ class Engine(Backend):
         answer = await self.storage.write(lambda tx: tx.release(instance_id, task_id, worker_id), single_statement=True)
         if not answer.done:
             raise claims.claim_error(instance_id, task_id, answer.holder)
+        await self._settle_released(instance_id)
 
     async def extend_task_claim(self, instance_id: str, task_id: bytes, worker_id: str, ttl: timedelta) -> None:
         expires_at = self.now() + ttl
@@ -287,19 +387,32 @@ class Engine(Backend):
             raise claims.claim_error(instance_id, task_id, answer.holder)
 
     async def save_snapshot_fenced(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
+        """CLAIM-5; SNAP-1.4: FinalStateError, nothing written, over a final row (whoever holds the claim)."""
         self.limits.check(snapshot, "snapshot")
-        write, now = write_of(snapshot), self.now()
-        return await self.storage.write(
+        write, now = write_of(snapshot, by_client=True), self.now()
+        saved = await self.storage.write(
             lambda tx: tx.put_if_claimed(write, task_id, worker_id, now), single_statement=True
         )
+        if not saved:
+            await self._refuse_if_final(snapshot.instance_id)
+        self._written(snapshot)
+        return saved
 
     async def complete_task(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
-        """COMPLETE-1: the fenced save and the release of the claim in one transaction; False writes nothing."""
+        """COMPLETE-1: the fenced save and the release of the claim in one transaction; False writes nothing.
+
+        SNAP-1.4 as save_snapshot_fenced; SIG-9.2: a request the claim held back applies once it is released."""
         self.limits.check(snapshot, "snapshot")
-        write, now = write_of(snapshot), self.now()
-        return await self.storage.write(
+        write, now = write_of(snapshot, by_client=True), self.now()
+        saved = await self.storage.write(
             lambda tx: tx.put_and_release(write, task_id, worker_id, now), single_statement=True
         )
+        if not saved:
+            await self._refuse_if_final(snapshot.instance_id)
+            return False
+        self._written(snapshot)
+        await self._settle_released(snapshot.instance_id)
+        return True
 
     async def find_available_tasks(
         self,
@@ -377,34 +490,39 @@ class Engine(Backend):
 
         return await self.storage.write(claim)
 
-    async def _advance_due(self, now: datetime) -> None:
-        """DISP-1 and DISP-2: drop expired claims; move due delays and answered or timed-out signal waits on."""
+    async def _advance_due(self, now: datetime) -> int:
+        """DISP-1 and DISP-2: drop expired claims; move due delays and answered or timed-out signal waits on.
+
+        How many instances moved (the timer's measure of whether more may be due)."""
         due = await self.storage.read(lambda tx: tx.due_work(now, ADVANCE_BATCH))
         if not due.expired_claims and not due.instance_ids:
-            return
+            return 0
 
-        async def advance(tx: Transaction) -> None:
+        async def advance(tx: Transaction) -> int:
             if due.expired_claims:
                 await tx.delete_expired_claims(now)
+            moved = 0
             if due.instance_ids:
                 for candidate in await tx.lock_due(due.instance_ids):
-                    await self._advance_one(tx, candidate, now)
+                    moved += await self._advance_one(tx, candidate, now)
+            return moved
 
-        await self.storage.write(advance)
+        return await self.storage.write(advance)
 
-    async def _advance_one(self, tx: Transaction, candidate: Candidate, now: datetime) -> None:
+    async def _advance_one(self, tx: Transaction, candidate: Candidate, now: datetime) -> bool:
+        """DISP-2 on one locked row; whether it moved."""
         snapshot = candidate.snapshot
         if candidate.signalled or state_of(snapshot) != "in_progress":
-            return  # a pending cancel or pause keeps the run where it is
+            return False  # a pending cancel or pause keeps the run where it is
         if dispatch.is_delay_due(snapshot, now):
             dispatch.advance_past_delay(snapshot, now)
         else:
             signal_name = dispatch.awaited_signal_name(snapshot)
             if signal_name is None:
-                return
+                return False
             payload = await tx.pop_event(snapshot.instance_id, signal_name)
             if payload is None and not dispatch.is_signal_timed_out(snapshot, now):
-                return
+                return False
             dispatch.advance_past_signal(snapshot, payload or b"", now)
         try:
             self.limits.check(snapshot, "payload")
@@ -414,6 +532,7 @@ class Engine(Backend):
                 pb.FailedState(error=f"the event made the snapshot too large: {error.description}")
             )
         await tx.put(write_of(snapshot))
+        return True
 
     async def wait_for_wakeup(self, timeout: timedelta, worker_tags: Sequence[str] = ()) -> pb.TaskWakeupHint | None:
         return await self.wakeups.wait_for_wakeup(timeout, worker_tags)
@@ -490,6 +609,7 @@ class Engine(Backend):
         await self.storage.check_health()
 
     async def close(self) -> None:
+        await self.timer.close()
         await self.storage.close()
 
     @property

@@ -65,8 +65,6 @@ class Wakeups(Protocol):
 class Lock(enum.Enum):
     """How a transaction reads a snapshot row it is about to act on."""
 
-    SHARE = "share"
-    """No one may change the row until commit (store_signal: the state it checked stays true)."""
     UPDATE = "update"
     """Read-modify-write: no one else may lock or change the row until commit."""
 
@@ -80,6 +78,8 @@ class Write:
     """Keep the task results of the replaced row (the ones it carried, else the ones it kept): SNAP-RETAIN."""
     hint: pb.TaskWakeupHint | None
     """Announce this once committed, unless the replaced row was already at the same current task."""
+    refused_over: frozenset[str] = frozenset()
+    """States (index column `state`) of a stored row this write may not replace: then nothing is written."""
 
 
 @dataclass(frozen=True)
@@ -154,8 +154,10 @@ class Transaction(Protocol):
         """The task results kept beside a Completed or Failed snapshot."""
         ...
 
-    async def put(self, write: Write) -> None:
-        """Insert or overwrite the snapshot row (index columns, retained results, hint)."""
+    async def put(self, write: Write) -> bool:
+        """Insert or overwrite the snapshot row (index columns, retained results, hint).
+
+        False, writing nothing, when the stored row's state is one of `write.refused_over`."""
         ...
 
     async def insert(self, write: Write) -> bool:
@@ -165,7 +167,7 @@ class Transaction(Protocol):
     async def put_if_claimed(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
         """`put` only while `worker_id` holds a claim on (instance, task) with no expiry or one after `now`.
 
-        The claim row stays locked until commit; False writes nothing.
+        The claim row stays locked until commit; False (no such claim, or a row `put` refuses) writes nothing.
         """
         ...
 
@@ -228,6 +230,10 @@ class Transaction(Protocol):
         """Move the expiry of `worker_id`'s claim to `expires_at` (a claim without expiry keeps none)."""
         ...
 
+    async def claims_of(self, instance_id: str) -> list[pb.TaskClaim]:
+        """Every stored claim on the instance's tasks, live or not (inside a composite that locked its row)."""
+        ...
+
     async def delete_claims(self, instance_id: str) -> None:
         """Delete every claim on the instance's tasks."""
         ...
@@ -242,6 +248,14 @@ class Transaction(Protocol):
         """Whether claims expired, and up to `limit` instances rule 2 may move: a wake time at or before
         `now`, or an awaited event buffered. Instances with a pending request are left out (no find may
         advance them, and they must not fill the batch)."""
+        ...
+
+    async def earliest_wake(self) -> datetime | None:
+        """The earliest wake time (index column `wake_at`) of a row without a pending request, or None.
+
+        What the engine's timer sleeps until (WAKE-5). Rows with a pending request are left out, as due_work
+        leaves them out (no find may advance them); a store may count a row whose awaited event is buffered
+        as due at once."""
         ...
 
     async def lock_due(self, instance_ids: Sequence[str]) -> list[Candidate]:

@@ -6,9 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sayiir_client.v1 import messages_pb2 as pb
-from sayiir_server.domain.model import completed_tasks, find_result, state_of, timestamp
+from sayiir_server.domain.model import TERMINAL_STATES, completed_tasks, find_result, state_of, timestamp
 
 _RETAINING_STATES = frozenset({"completed", "failed"})
+
+FINAL_STATES = TERMINAL_STATES
+"""SNAP-1.4: a stored row in one of these states is never replaced by a save (PrepareRun's policies aside)."""
 
 
 def record_task_result(snapshot: pb.WorkflowSnapshot, task_id: bytes, output: bytes, now: datetime) -> bool:

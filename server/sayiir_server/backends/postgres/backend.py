@@ -86,7 +86,7 @@ was small then keep a plan that is ~100× slower once it has grown (find_availab
 100,000 InProgress instances instead of 2.7 ms). Planning these statements costs far less than one such
 mistake, and a per-statement setting would take a SET LOCAL round trip per call."""
 
-_LOCKS = {None: queries.LOAD_SNAPSHOT, Lock.SHARE: queries.SHARE_SNAPSHOT, Lock.UPDATE: queries.LOCK_SNAPSHOT}
+_LOCKS = {None: queries.LOAD_SNAPSHOT, Lock.UPDATE: queries.LOCK_SNAPSHOT}
 
 
 def _server_settings(options: PostgresOptions) -> dict[str, str]:
@@ -265,7 +265,8 @@ class PostgresTransaction:
     async def _write(self, statement: str, write: Write, *extra: object, fresh: bool = False) -> bool:
         """Run a snapshot write statement; True when it wrote, noting its hint when it announced one."""
         args = self._write_args(write)
-        rows = await self._db.fetch(statement, *(args[:-1] if fresh else args), *extra)
+        # A new row keeps nothing of a row it replaces, and replaces none: no retain or refused states.
+        rows = await self._db.fetch(statement, *(args[:-2] if fresh else args), *extra)
         if rows and rows[0]["announced"] and write.hint is not None:
             self._announced.append(write.hint)
         return bool(rows)
@@ -273,7 +274,8 @@ class PostgresTransaction:
     def _write_args(self, write: Write) -> tuple[object, ...]:
         snapshot = write.snapshot
         row = snapshot_row(snapshot).values()
-        return (*row, hint_payload(write.hint, snapshot.instance_id), self._channel, write.retain)
+        refused = sorted(write.refused_over)
+        return (*row, hint_payload(write.hint, snapshot.instance_id), self._channel, write.retain, refused)
 
     # -- snapshots -------------------------------------------------------------------------------
 
@@ -285,11 +287,11 @@ class PostgresTransaction:
         row = await self._db.fetchrow(queries.LOAD_TASK_RESULT_SOURCES, instance_id)
         return [] if row is None else retained_results(row["retained_from"])
 
-    async def put(self, write: Write) -> None:
-        await self._write(queries.SAVE_SNAPSHOT, write)
+    async def put(self, write: Write) -> bool:
+        return await self._write(queries.SAVE_SNAPSHOT, write)
 
     async def insert(self, write: Write) -> bool:
-        return await self._write(queries.INSERT_SNAPSHOT_IF_ABSENT, write, fresh=True)  # keeps nothing it replaces
+        return await self._write(queries.INSERT_SNAPSHOT_IF_ABSENT, write, fresh=True)
 
     async def put_if_claimed(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
         return await self._write(queries.SAVE_SNAPSHOT_FENCED, write, task_id, worker_id, now)
@@ -381,6 +383,20 @@ class PostgresTransaction:
         row = await self._db.fetchrow(queries.EXTEND_TASK_CLAIM, instance_id, task_id, worker_id, expires_at)
         return ClaimAnswer(bool(row["done"]), row["holder"])
 
+    async def claims_of(self, instance_id: str) -> list[pb.TaskClaim]:
+        claims = []
+        for row in await self._db.fetch(queries.CLAIMS_OF, instance_id):
+            claim = pb.TaskClaim(
+                instance_id=instance_id,
+                task_id=row["task_id"],
+                worker_id=row["worker_id"],
+                claimed_at=timestamp(row["claimed_at"]),
+            )
+            if row["expires_at"] is not None:
+                claim.expires_at.CopyFrom(timestamp(row["expires_at"]))
+            claims.append(claim)
+        return claims
+
     async def delete_claims(self, instance_id: str) -> None:
         await self._db.execute(queries.DELETE_CLAIMS_OF, instance_id)
 
@@ -392,6 +408,10 @@ class PostgresTransaction:
     async def due_work(self, now: datetime, limit: int) -> DueWork:
         row = await self._db.fetchrow(queries.DUE_WORK, now, limit)
         return DueWork(bool(row["expired_claims"]), list(row["instance_ids"]))
+
+    async def earliest_wake(self) -> datetime | None:
+        wake_at: datetime | None = await self._db.fetchval(queries.EARLIEST_WAKE)
+        return wake_at
 
     async def lock_due(self, instance_ids: Sequence[str]) -> list[Candidate]:
         locked = await self._db.fetch(queries.LOCK_DUE, list(instance_ids))

@@ -2,8 +2,9 @@
 
 Snapshot writes all share one shape: the row values $1..$14 in column order
 (rows.SnapshotRow), then $15, the wakeup NOTIFY payload or NULL, $16, the
-NOTIFY channel (one per schema), and $17, whether the row keeps the task results
-of the row it replaces (the engine's SNAP-RETAIN decision). The statement
+NOTIFY channel (one per schema), $17, whether the row keeps the task results
+of the row it replaces (the engine's SNAP-RETAIN decision), and $18, the states
+of a stored row the write may not replace (SNAP-1.4: finals stay final). The statement
 announces the task (pg_notify, delivered only when the transaction commits)
 unless the replaced row was already at that same task, and returns one row
 when it wrote, whose `announced` says whether it did (the writing replica
@@ -33,6 +34,7 @@ _OVERWRITE = """
         last_failed_worker = excluded.last_failed_worker, next_retry_at = excluded.next_retry_at,
         definition_hash = excluded.definition_hash,
         retained_from = CASE WHEN $17::boolean THEN COALESCE(s.retained_from, s.snapshot) END
+    WHERE s.state <> ALL($18::text[])
 """
 
 # The replaced row's task, read without a lock: inside a composite the row is already locked, so this is
@@ -70,8 +72,8 @@ SAVE_SNAPSHOT_FENCED = f"""
 WITH {_ROW_FIRST},
 claim AS (
     SELECT 1 FROM claims
-    WHERE instance_id = $1::text AND task_id = $18::bytea AND worker_id = $19::text
-      AND (expires_at IS NULL OR expires_at > $20::timestamptz) AND {_AFTER_ROW_LOCK}
+    WHERE instance_id = $1::text AND task_id = $19::bytea AND worker_id = $20::text
+      AND (expires_at IS NULL OR expires_at > $21::timestamptz) AND {_AFTER_ROW_LOCK}
     FOR UPDATE
 ),
 {_PREVIOUS},
@@ -82,14 +84,15 @@ saved AS (
 )
 {_ANNOUNCE}
 """
-"""Save only while $19 holds a live claim on ($1, $18) at $20; the claim row stays locked until commit."""
+"""Save only while $20 holds a live claim on ($1, $19) at $21; the claim row stays locked until commit."""
 
 SAVE_SNAPSHOT_AND_RELEASE = f"""
 WITH {_ROW_FIRST},
 claim AS (
     DELETE FROM claims
-    WHERE instance_id = $1::text AND task_id = $18::bytea AND worker_id = $19::text
-      AND (expires_at IS NULL OR expires_at > $20::timestamptz) AND {_AFTER_ROW_LOCK}
+    WHERE instance_id = $1::text AND task_id = $19::bytea AND worker_id = $20::text
+      AND (expires_at IS NULL OR expires_at > $21::timestamptz) AND {_AFTER_ROW_LOCK}
+      AND NOT EXISTS (SELECT 1 FROM snapshots f WHERE f.instance_id = $1::text AND f.state = ANY($18::text[]))
     RETURNING 1
 ),
 {_PREVIOUS},
@@ -100,7 +103,8 @@ saved AS (
 )
 {_ANNOUNCE}
 """
-"""CompleteTask in one statement: delete $19's live claim on ($1, $18) at $20 and, only if it was there, save."""
+"""CompleteTask in one statement: delete $20's live claim on ($1, $19) at $21 and, only if it was there and the
+row is in none of the states $18, save."""
 
 INSERT_SNAPSHOT_IF_ABSENT = f"""
 WITH previous AS (SELECT NULL::bytea AS current_task_id WHERE false),
@@ -117,9 +121,6 @@ LOAD_SNAPSHOT = "SELECT snapshot FROM snapshots WHERE instance_id = $1"
 
 LOCK_SNAPSHOT = "SELECT snapshot FROM snapshots WHERE instance_id = $1 FOR UPDATE"
 """Read-modify-write composites start here: the row stays locked until commit."""
-
-SHARE_SNAPSHOT = "SELECT snapshot FROM snapshots WHERE instance_id = $1 FOR SHARE"
-"""store_signal: the state it checks cannot change before the signal is stored."""
 
 LOAD_TASK_RESULT_SOURCES = "SELECT snapshot, retained_from FROM snapshots WHERE instance_id = $1"
 
@@ -228,6 +229,16 @@ SELECT EXISTS (SELECT 1 FROM claims WHERE expires_at <= $1::timestamptz) AS expi
 
 Instances with a pending request are left out here already: otherwise a batch of them, which no find may
 advance, would fill the LIMIT on every call and starve every other due instance."""
+
+EARLIEST_WAKE = """
+SELECT s.wake_at FROM snapshots s
+WHERE s.wake_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
+ORDER BY s.wake_at
+LIMIT 1
+"""
+"""The engine's timer: the earliest wake time no pending request holds back, by the snapshots_wake_at index."""
+
+CLAIMS_OF = "SELECT task_id, worker_id, claimed_at, expires_at FROM claims WHERE instance_id = $1"
 
 DELETE_EXPIRED_CLAIMS = "DELETE FROM claims WHERE expires_at <= $1::timestamptz"
 

@@ -12,7 +12,7 @@ LOAD_SNAPSHOT = "SELECT snapshot FROM snapshots WHERE instance_id = :instance_id
 
 SNAPSHOT_EXISTS = "SELECT 1 FROM snapshots WHERE instance_id = :instance_id"
 
-CURRENT_TASK = "SELECT current_task_id FROM snapshots WHERE instance_id = :instance_id"
+CURRENT_TASK = "SELECT current_task_id, state FROM snapshots WHERE instance_id = :instance_id"
 
 # Insert or overwrite a snapshot row with its derived index columns.
 UPSERT_SNAPSHOT = """
@@ -117,6 +117,8 @@ WHERE instance_id = :instance_id AND task_id = :task_id AND expires_at_us IS NOT
 
 DELETE_CLAIM = "DELETE FROM claims WHERE instance_id = :instance_id AND task_id = :task_id"
 
+CLAIMS_OF = "SELECT task_id, worker_id, claimed_at_us, expires_at_us FROM claims WHERE instance_id = :instance_id"
+
 DELETE_CLAIMS_OF = "DELETE FROM claims WHERE instance_id = :instance_id"
 
 # --- dispatch ------------------------------------------------------------------------------------------------------
@@ -132,6 +134,16 @@ WHERE s.due_at_us IS NOT NULL AND s.due_at_us <= :now_us
   AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
 ORDER BY s.due_at_us
 LIMIT :limit
+"""
+
+# The engine's timer: the earliest due time of a row no pending request holds back, by the snapshots_due index
+# (due_at_us is the row's wake_at_us, or 0 while its awaited event is buffered: due at once).
+EARLIEST_DUE = """
+SELECT s.due_at_us FROM snapshots s
+WHERE s.due_at_us IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM signals g WHERE g.instance_id = s.instance_id)
+ORDER BY s.due_at_us
+LIMIT 1
 """
 
 DELETE_EXPIRED_CLAIMS = "DELETE FROM claims WHERE expires_at_us IS NOT NULL AND expires_at_us <= :now_us"

@@ -20,7 +20,7 @@ from sayiir_server.backends.stored import decode_signal_request, decode_snapshot
 from sayiir_server.domain import claims, listing
 from sayiir_server.domain.dispatch import datetime_micros
 from sayiir_server.domain.listing import ListCursor, ListedRow, WorkflowFilter
-from sayiir_server.domain.model import SignalKind
+from sayiir_server.domain.model import SignalKind, to_datetime
 from sayiir_server.domain.port import FIRST_PAGE, Candidate, ClaimAnswer, DueWork, Lock, ReadyQuery, Write
 from sayiir_server.domain.snapshots import results_to_keep
 
@@ -46,11 +46,13 @@ class SqliteTransaction:
         rows = self._db.execute(sql.LOAD_RETAINED, {"instance_id": instance_id})
         return [pb.TaskResult(task_id=task_id, output=output) for task_id, output in rows]
 
-    async def put(self, write: Write) -> None:
+    async def put(self, write: Write) -> bool:
         snapshot = write.snapshot
         instance_id = snapshot.instance_id
         key = {"instance_id": instance_id}
         previous = self._one(sql.CURRENT_TASK, key)
+        if previous is not None and previous[1] in write.refused_over:
+            return False
         if write.retain:
             kept = await self._results_to_keep(instance_id)
         columns = snapshot_columns(snapshot)
@@ -69,6 +71,7 @@ class SqliteTransaction:
         self._db.executemany(sql.INSERT_TAG, tag_rows)
         if write.hint is not None and (previous is None or previous[0] != columns.current_task_id):
             self.hints.append(write.hint)
+        return True
 
     async def _results_to_keep(self, instance_id: str) -> list[pb.TaskResult]:
         """SNAP-RETAIN, over the row about to be replaced."""
@@ -79,15 +82,13 @@ class SqliteTransaction:
     async def insert(self, write: Write) -> bool:
         if self._one(sql.SNAPSHOT_EXISTS, {"instance_id": write.snapshot.instance_id}) is not None:
             return False
-        await self.put(write)
-        return True
+        return await self.put(write)
 
     async def put_if_claimed(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
         held = self._claim(write.snapshot.instance_id, task_id)
         if held is None or held.worker_id != worker_id or not claims.is_live(held, now):
             return False
-        await self.put(write)
-        return True
+        return await self.put(write)
 
     async def put_and_release(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
         if not await self.put_if_claimed(write, task_id, worker_id, now):
@@ -227,6 +228,10 @@ class SqliteTransaction:
         self._db.execute(sql.EXTEND_CLAIM, params)
         return ClaimAnswer(True, worker_id)
 
+    async def claims_of(self, instance_id: str) -> list[pb.TaskClaim]:
+        rows = self._db.execute(sql.CLAIMS_OF, {"instance_id": instance_id})
+        return [_claim_of(instance_id, task_id, *held) for task_id, *held in rows]
+
     async def delete_claims(self, instance_id: str) -> None:
         self._db.execute(sql.DELETE_CLAIMS_OF, {"instance_id": instance_id})
 
@@ -240,6 +245,10 @@ class SqliteTransaction:
         expired = bool(self._one(sql.EXPIRED_CLAIMS_EXIST, {"now_us": now_us})[0])
         ids = [row[0] for row in self._db.execute(sql.DUE_IDS, {"now_us": now_us, "limit": limit})]
         return DueWork(expired, ids)
+
+    async def earliest_wake(self) -> datetime | None:
+        row = self._one(sql.EARLIEST_DUE, {})
+        return None if row is None else to_datetime(micros_timestamp(row[0]))
 
     async def lock_due(self, instance_ids: Sequence[str]) -> list[Candidate]:
         rows = self._db.execute(sql.DUE_ROWS, {"instance_ids": json.dumps(list(instance_ids))})
