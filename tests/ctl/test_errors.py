@@ -88,9 +88,9 @@ def test_tls_with_the_servers_ca(tmp_path: Path) -> None:
     assert plaintext.code == ExitCode.UNAVAILABLE
 
 
-def test_colour_only_on_a_terminal(server: ServerProcess) -> None:
+def test_colour_only_on_a_terminal(guarded: ServerProcess) -> None:
     controller, terminal = pty.openpty()
-    environment = {**os.environ, "SAYIIR_SERVER": server.address}
+    environment = {**os.environ, "SAYIIR_SERVER": guarded.address, "SAYIIR_TOKEN": READER_TOKEN}
     environment.pop("NO_COLOR", None)
     try:
         completed = subprocess.run(
