@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import cast
 
@@ -12,6 +12,7 @@ import pytest
 
 from sayiir_client import AsyncPersistenceClient, InvalidArgumentError
 from sayiir_client.v1 import enums_pb2 as enums
+from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.domain.errors import InvalidFieldError
 from sayiir_server.domain.model import CANCEL, PAUSE, timestamp
 from sayiir_server.domain.traits import Backend
@@ -40,6 +41,11 @@ NEWEST_FIRST = enums.WORKFLOW_ORDER_NEWEST_FIRST
 BY_ID = enums.WORKFLOW_ORDER_INSTANCE_ID
 
 
+def with_updated(snapshot: pb.WorkflowSnapshot, updated_at: datetime) -> pb.WorkflowSnapshot:
+    snapshot.updated_at.CopyFrom(timestamp(updated_at))
+    return snapshot
+
+
 async def save_aged(store: Backend, *ids: str) -> None:
     """At-task instances updated a second apart, the first oldest."""
     for age, instance_id in enumerate(reversed(ids), start=1):
@@ -64,6 +70,20 @@ async def test_list_1_2_states_select_workflows_in_any_of_them(store: Backend) -
     assert await listed_ids(store, states=[enums.WORKFLOW_STATE_PAUSED]) == ["held"]
     both = await listed_ids(store, states=[enums.WORKFLOW_STATE_COMPLETED, enums.WORKFLOW_STATE_FAILED])
     assert sorted(both) == ["broken", "done"]
+
+
+async def test_list_1_2_several_states_page_in_one_newest_first_order(store: Backend) -> None:
+    await store.save_snapshot(at_task("running-old", updated_at=seconds_ago(50)))
+    await store.save_snapshot(with_updated(failed("broken-new"), seconds_ago(10)))
+    await store.save_snapshot(at_task("running-new", updated_at=seconds_ago(20)))
+    await store.save_snapshot(with_updated(failed("broken-old"), seconds_ago(40)))
+    await store.save_snapshot(with_updated(completed("done"), seconds_ago(30)))
+
+    walked = await listed_ids(
+        store, states=[enums.WORKFLOW_STATE_FAILED, enums.WORKFLOW_STATE_IN_PROGRESS], page_size=1
+    )
+
+    assert walked == ["broken-new", "running-new", "broken-old", "running-old"]
 
 
 async def test_list_1_3_definition_hash_selects_its_workflows(store: Backend) -> None:
