@@ -69,8 +69,12 @@ def test_the_client_wheel_alone_gives_a_worker_what_it_needs_and_nothing_of_the_
 
     with server_process() as server:
         result = run([bin_dir / "python", script, server.address], cwd=tmp_path)
+        listed = run(
+            [bin_dir / "sayiirctl", "workflow", "list", "-o", "json", "--server", server.address], cwd=tmp_path
+        )
 
     assert result.stdout.split() == [__version__, "wheel-1", "in_progress"]
+    assert '"instance_id": "wheel-1"' in listed.stdout  # the operator's sayiirctl comes with the worker's package
 
 
 def test_the_server_wheel_serves_from_its_own_virtualenv(wheels: dict[str, Path], tmp_path: Path) -> None:
