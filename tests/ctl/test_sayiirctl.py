@@ -284,3 +284,15 @@ def test_output_format_and_server_come_from_the_environment_and_flags_win(server
 
     assert (from_env.code, from_env.stdout) == (0, "")  # JSON lines: none for an empty listing, not even a header
     assert flag_wins.code == ExitCode.OK
+
+
+def test_workflow_show_says_who_paused_a_run_why_and_when(
+    server: ServerProcess, client: PersistenceClient, ids: str
+) -> None:
+    client.save_snapshot(paused(f"{ids}held"))
+
+    shown = sayiirctl("workflow", "show", f"{ids}held", "-o", "json", server=server.address).json()
+    table = sayiirctl("workflow", "show", f"{ids}held", server=server.address).stdout
+
+    assert (shown["state"], shown["stopped"]["by"], shown["stopped"]["reason"]) == ("paused", "operator", "maintenance")
+    assert re.search(r"^Stopped\s+by operator at \S+ \(.*\) \(maintenance\)$", table, re.MULTILINE), table

@@ -233,15 +233,26 @@ def _detail_json(snapshot: pb.WorkflowSnapshot, summary: pb.WorkflowSummary) -> 
 
 def _stopped_json(snapshot: pb.WorkflowSnapshot) -> dict[str, object] | None:
     """Who cancelled or paused the run, why and when (None in the other states)."""
-    state = snapshot.WhichOneof("state")
-    if state not in ("cancelled", "paused"):
+    stopped = _stopped(snapshot)
+    if stopped is None:
         return None
-    stopped = getattr(snapshot, state)
-    return {
-        "reason": stopped.reason if stopped.HasField("reason") else None,
-        "by": getattr(stopped, f"{state}_by") if stopped.HasField(f"{state}_by") else None,
-        "at": fmt.iso(fmt.moment(stopped, f"{state}_at")),
-    }
+    by, reason, at = stopped
+    return {"reason": reason, "by": by, "at": fmt.iso(at)}
+
+
+def _stopped(snapshot: pb.WorkflowSnapshot) -> tuple[str | None, str | None, datetime | None] | None:
+    """(by, reason, at) of a Cancelled or Paused run."""
+    if snapshot.HasField("cancelled"):
+        cancelled = snapshot.cancelled
+        by = cancelled.cancelled_by if cancelled.HasField("cancelled_by") else None
+        reason = cancelled.reason if cancelled.HasField("reason") else None
+        return by, reason, fmt.moment(cancelled, "cancelled_at")
+    if snapshot.HasField("paused"):
+        held = snapshot.paused
+        by = held.paused_by if held.HasField("paused_by") else None
+        reason = held.reason if held.HasField("reason") else None
+        return by, reason, fmt.moment(held, "paused_at")
+    return None
 
 
 def _show_table(snapshot: pb.WorkflowSnapshot, summary: pb.WorkflowSummary, out: Output, now: datetime) -> None:
@@ -311,15 +322,11 @@ def _request_text(summary: pb.WorkflowSummary, field: Literal["pending_cancel", 
 
 
 def _stopped_text(snapshot: pb.WorkflowSnapshot, now: datetime) -> str:
-    stopped = _stopped_json(snapshot)
+    stopped = _stopped(snapshot)
     if stopped is None:
         return ""
-    at = fmt.moment(getattr(snapshot, snapshot.WhichOneof("state") or ""), f"{snapshot.WhichOneof('state')}_at")
-    return _who_why_when(_text_or_none(stopped["by"]), _text_or_none(stopped["reason"]), at, now)
-
-
-def _text_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    by, reason, at = stopped
+    return _who_why_when(by, reason, at, now)
 
 
 def _who_why_when(by: str | None, reason: str | None, at: datetime | None, now: datetime) -> str:
