@@ -18,6 +18,7 @@ import grpc
 
 from benchmarks import measure
 from benchmarks.echo import EchoClient
+from benchmarks.listing import list_label, list_latency
 from benchmarks.operations import Operation, Stubs, throughput_operations
 from benchmarks.report import (
     RESULTS_JSON,
@@ -411,12 +412,14 @@ class Harness:
                 logger.info("%s: seeding %s InProgress instances", target.name, f"{level:,}")
                 seeding = await self._grow(target, server, url, population, "in_progress", level)
                 await self._measure_find(server, target.name, channel, population, seeding)
+                await self._measure_list(server, target.name, channel, population)
             if target.name == "memory":
                 self._record_memory(baseline_rss, server.rss_bytes(), population.in_progress)
             else:
                 logger.info("%s: seeding %s Completed instances", target.name, f"{config.completed_population:,}")
                 seeding = await self._grow(target, server, url, population, "completed", config.completed_population)
                 await self._measure_find(server, target.name, channel, population, seeding)
+                await self._measure_list(server, target.name, channel, population)
 
     @staticmethod
     async def _grow(
@@ -449,6 +452,25 @@ class Harness:
                 in_progress=population.in_progress,
                 completed=population.completed,
                 note=f"one client, sequential; {seeding}",
+            )
+        )
+
+    async def _measure_list(
+        self, server: ServerProcess, backend: str, channel: grpc.aio.Channel, population: Population
+    ) -> None:
+        """A filtered ListWorkflows page on the population the find row just measured (no seeding of its own)."""
+        label = list_label(population.in_progress, population.completed)
+        async with _profiling(server, self._profile_path(backend, label)):
+            result = await list_latency(channel, self.config.find_calls, self.config.find_budget_seconds)
+        self.report.rows.append(
+            Row.measured(
+                label,
+                backend,
+                result,
+                kind="listing",
+                in_progress=population.in_progress,
+                completed=population.completed,
+                note="one client, sequential; each call the next page (newest first), the first again after the last",
             )
         )
 
@@ -540,7 +562,14 @@ def _cpu_ratio(row: Row) -> str:
 
 
 def _scaling_targets(report: Report, backend: str, config: RunConfig) -> list[Target]:
-    rows = [row for row in report.rows if row.backend == backend and row.kind == "scaling" and row.p50_ms]
+    return _growth_targets(report, backend, config, "scaling", "FindAvailableTasks") + _growth_targets(
+        report, backend, config, "listing", "a ListWorkflows(InProgress) page"
+    )
+
+
+def _growth_targets(report: Report, backend: str, config: RunConfig, kind: str, what: str) -> list[Target]:
+    """`what` at 100,000 instances (and + 100,000 Completed) costs at most 2× its latency at 1,000."""
+    rows = [row for row in report.rows if row.backend == backend and row.kind == kind and row.p50_ms]
     base = next((row for row in rows if row.in_progress == 1_000 and not row.completed), None)
     targets = []
     for largest in (row for row in rows if row.in_progress == 100_000):
@@ -550,13 +579,11 @@ def _scaling_targets(report: Report, backend: str, config: RunConfig) -> list[Ta
         population = "100,000" + (" + 100,000 Completed" if largest.completed else "")
         targets.append(
             Target(
-                f"FindAvailableTasks at {population} ≤ 2× at 1,000 on {backend}",
+                f"{what} at {population} ≤ 2× at 1,000 on {backend}",
                 f"p50 {largest.p50_ms:.2f} ms vs {base.p50_ms:.2f} ms = {factor:.2f}×",
                 factor <= 2,
             )
         )
     if not targets and config.quick:
-        targets.append(
-            Target(f"FindAvailableTasks at 100,000 ≤ 2× at 1,000 on {backend}", "not measured (--quick)", None)
-        )
+        targets.append(Target(f"{what} at 100,000 ≤ 2× at 1,000 on {backend}", "not measured (--quick)", None))
     return targets

@@ -32,7 +32,7 @@ class Row:
     ratio_to_echo: float | None = None
     samples: int = 0
     kind: str = "throughput"
-    """throughput | wakeup | scaling | memory | skipped | error."""
+    """throughput | wakeup | scaling (FindAvailableTasks) | listing (ListWorkflows) | memory | skipped | error."""
     in_progress: int | None = None
     completed: int | None = None
     value: float | None = None

@@ -33,6 +33,8 @@ WAKEUP_ACROSS_REPLICAS_ROW = "wakeup across replicas: save on A → WatchWakeups
 """Only on PostgreSQL: the one backend whose server replicas share storage and hear each other's wakeups."""
 FIND_AT_1K = "FindAvailableTasks(limit=10) @ 1,000 InProgress"
 FIND_AT_1K_WITH_COMPLETED = "FindAvailableTasks(limit=10) @ 1,000 InProgress + 1,000 Completed"
+LIST_AT_1K = "ListWorkflows(InProgress, 100 per page) @ 1,000 InProgress"
+LIST_AT_1K_WITH_COMPLETED = "ListWorkflows(InProgress, 100 per page) @ 1,000 InProgress + 1,000 Completed"
 MEMORY_ROW = "server memory per 10,000 instances"
 WORKER_PATH_ROWS = (
     "worker path: ClaimAvailableTasks + CompleteTask (Worker)",
@@ -50,9 +52,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 
 def _expected_rows(backend: str) -> set[str]:
-    rows = {*THROUGHPUT_ROWS, *WORKER_PATH_ROWS, WAKEUP_ROW, EVENT_DISPATCH_ROW, FIND_AT_1K}
+    rows = {*THROUGHPUT_ROWS, *WORKER_PATH_ROWS, WAKEUP_ROW, EVENT_DISPATCH_ROW, FIND_AT_1K, LIST_AT_1K}
     rows |= set(POSTGRES_ONLY_ROWS) if backend == "postgres" else set()
-    return rows | ({MEMORY_ROW} if backend == "memory" else {FIND_AT_1K_WITH_COMPLETED})
+    return rows | ({MEMORY_ROW} if backend == "memory" else {FIND_AT_1K_WITH_COMPLETED, LIST_AT_1K_WITH_COMPLETED})
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +135,14 @@ def test_a_skipped_backend_appears_in_the_table_with_its_reason(results: dict[st
     for backend, status in results["backends"].items():
         if status != "measured":
             assert status in table, backend
+
+
+def test_a_listworkflows_row_is_measured_at_each_population(results: dict[str, Any]) -> None:
+    for backend, status in results["backends"].items():
+        if status == "measured":
+            rows = [row for row in _rows_of(results, backend) if row["kind"] == "listing"]
+            assert rows, backend
+            assert all(row["samples"] >= 3 and row["p50_ms"] is not None for row in rows), rows
 
 
 def test_the_latency_plot_is_a_png(quick_run: Path) -> None:

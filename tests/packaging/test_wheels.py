@@ -71,9 +71,13 @@ def test_the_client_wheel_alone_gives_a_worker_what_it_needs_and_nothing_of_the_
         result = run([bin_dir / "python", script, server.address], cwd=tmp_path)
         # The conformance kit needs nothing of the server either (its exit code 0: every selected check passed).
         kit = run([bin_dir / "sayiir-conformance", "--target", server.address, "--rules", "SNAP-*"], cwd=tmp_path)
+        listed = run(
+            [bin_dir / "sayiirctl", "workflow", "list", "-o", "json", "--server", server.address], cwd=tmp_path
+        )
 
     assert result.stdout.split() == [__version__, "wheel-1", "in_progress"]
     assert "passed" in kit.stdout
+    assert '"instance_id": "wheel-1"' in listed.stdout  # the operator's sayiirctl comes with the worker's package
 
 
 def test_the_server_wheel_serves_from_its_own_virtualenv(wheels: dict[str, Path], tmp_path: Path) -> None:

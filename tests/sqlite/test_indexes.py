@@ -188,3 +188,17 @@ def test_find_hinted_task_cost_does_not_grow_with_instances(database: sqlite3.Co
     seed(engine, database, finished_and_waiting(2000)[10:] + ready(2000, "more"))
 
     assert steps_of_hinted_find() <= before
+
+
+@pytest.mark.parametrize("states", [1, 2])
+def test_a_listing_by_state_walks_snapshots_by_state_in_update_order(database: sqlite3.Connection, states: int) -> None:
+    statement = queries.list_workflows_statement(frozenset({"states"}), True, True, states)
+    parameters: dict[str, object] = {f"state_{index}": "in_progress" for index in range(states)}
+    parameters |= {"limit": LIMIT, "cursor_us": 0, "cursor_id": ""}
+
+    plan = [row[3] for row in database.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+
+    searches = [step for step in plan if step.startswith("SEARCH s")]
+    assert len(searches) == states, plan
+    assert all("INDEX snapshots_by_state (state=? AND (updated_at_us,instance_id)<(?,?))" in step for step in searches)
+    assert not any(step.startswith("SCAN s") for step in plan), plan

@@ -311,7 +311,12 @@ class PostgresTransaction:
         return value
 
     async def list_workflows(self, wanted: WorkflowFilter, after: ListCursor | None, limit: int) -> list[ListedRow]:
-        statement = queries.LIST_WORKFLOWS_NEWEST_FIRST if wanted.newest_first else queries.LIST_WORKFLOWS_BY_ID
+        if not wanted.newest_first:
+            statement = queries.LIST_WORKFLOWS_BY_ID
+        elif wanted.states:
+            statement = queries.LIST_WORKFLOWS_BY_STATES_NEWEST_FIRST
+        else:
+            statement = queries.LIST_WORKFLOWS_NEWEST_FIRST
         args = (
             list(wanted.states),
             wanted.definition_hash,

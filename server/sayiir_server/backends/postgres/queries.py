@@ -360,13 +360,19 @@ PING = "SELECT 1"
 
 # -- ListWorkflows ----------------------------------------------------------------------------
 
-_LIST_WHERE = """
-WHERE (cardinality($1::text[]) = 0 OR s.state = ANY($1::text[]))
-  AND ($2::bytea IS NULL OR s.definition_hash = $2::bytea)
+_LIST_WHERE_BUT_STATE = """
+  ($2::bytea IS NULL OR s.definition_hash = $2::bytea)
   AND ($3::text IS NULL OR s.tags @> ARRAY[$3::text])
-  AND s.instance_id >= $4::text AND starts_with(s.instance_id, $4::text)
+  AND ($4::text = '' OR (s.instance_id >= $4::text AND starts_with(s.instance_id, $4::text)))
   AND ($5::timestamptz IS NULL OR s.updated_at >= $5::timestamptz)
   AND ($6::timestamptz IS NULL OR s.updated_at < $6::timestamptz)
+"""
+# An empty prefix folds away (custom plans) instead of leaving conditions whose guessed selectivity, before
+# statistics exist, makes the planner expect one row and sort them all.
+
+_LIST_WHERE = f"""
+WHERE (cardinality($1::text[]) = 0 OR s.state = ANY($1::text[]))
+  AND {_LIST_WHERE_BUT_STATE}
 """
 
 LIST_WORKFLOWS_NEWEST_FIRST = f"""
@@ -379,6 +385,22 @@ LIMIT $9
 """
 """ListWorkflows, newest first. Every execution is planned for its own parameters (plan_cache_mode), so the
 filters not given fold away and the index that serves the given ones drives the scan."""
+
+LIST_WORKFLOWS_BY_STATES_NEWEST_FIRST = f"""
+SELECT l.snapshot, l.worker_id, l.claimed_at, l.expires_at FROM unnest($1::text[]) AS wanted(state)
+CROSS JOIN LATERAL (
+  SELECT s.snapshot, c.worker_id, c.claimed_at, c.expires_at, s.updated_at, s.instance_id FROM snapshots s
+  LEFT JOIN claims c ON c.instance_id = s.instance_id AND c.task_id = s.current_task_id
+  WHERE s.state = wanted.state AND {_LIST_WHERE_BUT_STATE}
+    AND ($7::timestamptz IS NULL OR (s.updated_at, s.instance_id) < ($7::timestamptz, $8::text))
+  ORDER BY s.updated_at DESC, s.instance_id DESC
+  LIMIT $9
+) l
+ORDER BY l.updated_at DESC, l.instance_id DESC
+LIMIT $9
+"""
+"""ListWorkflows of some states, newest first: each state read from its own range of snapshots_by_state in update
+order, then merged (`state = ANY(...)` cannot return index order, so it would sort every matching row)."""
 
 LIST_WORKFLOWS_BY_ID = f"""
 SELECT s.snapshot, c.worker_id, c.claimed_at, c.expires_at FROM snapshots s

@@ -238,8 +238,16 @@ _NEWEST_FIRST_CURSOR = "(s.updated_at_us, s.instance_id) < (:cursor_us, :cursor_
 _BY_ID_CURSOR = "s.instance_id > :cursor_id"
 
 
-def list_workflows_statement(filters: frozenset[str], newest_first: bool, has_cursor: bool) -> str:
-    """The statement of one ListWorkflows shape: the filters given (keys of _LIST_FILTERS), order, cursor."""
+def list_workflows_statement(
+    filters: frozenset[str], newest_first: bool, has_cursor: bool, state_count: int = 0
+) -> str:
+    """The statement of one ListWorkflows shape: the filters given (keys of _LIST_FILTERS), order, cursor.
+
+    With `states` given (newest first, no tag), each state is read from its own range of snapshots_by_state in
+    update order, parameters :state_0 … :state_{state_count-1}: an IN over the states would sort every matching row.
+    """
+    if "states" in filters and newest_first and "tag" not in filters:
+        return _per_state_statement(filters - {"states"}, has_cursor, state_count)
     conditions = [_LIST_FILTERS[name] for name in sorted(filters)]
     if has_cursor:
         conditions.append(_NEWEST_FIRST_CURSOR if newest_first else _BY_ID_CURSOR)
@@ -251,6 +259,19 @@ def list_workflows_statement(filters: frozenset[str], newest_first: bool, has_cu
     where = " AND ".join(conditions) or "1"
     order = "s.updated_at_us DESC, s.instance_id DESC" if newest_first else "s.instance_id"
     return f"{_LIST_COLUMNS} FROM {source} {_LIST_CLAIM} WHERE {where} ORDER BY {order} LIMIT :limit"
+
+
+def _per_state_statement(filters: frozenset[str], has_cursor: bool, state_count: int) -> str:
+    conditions = [_LIST_FILTERS[name] for name in sorted(filters)]
+    if has_cursor:
+        conditions.append(_NEWEST_FIRST_CURSOR)
+    order = "s.updated_at_us DESC, s.instance_id DESC"
+    parts = [
+        f"SELECT * FROM ({_LIST_COLUMNS}, s.updated_at_us, s.instance_id FROM snapshots s {_LIST_CLAIM} "
+        f"WHERE {' AND '.join([f's.state = :state_{index}', *conditions])} ORDER BY {order} LIMIT :limit)"
+        for index in range(state_count)
+    ]
+    return " UNION ALL ".join(parts) + " ORDER BY 5 DESC, 6 DESC LIMIT :limit"
 
 
 SIGNALS_AMONG = """

@@ -118,6 +118,7 @@ class SqliteTransaction:
         if wanted.states:
             given.add("states")
             params["states"] = json.dumps(list(wanted.states))
+            params.update({f"state_{index}": state for index, state in enumerate(wanted.states)})
         if wanted.definition_hash is not None:
             given.add("definition_hash")
             params["definition_hash"] = wanted.definition_hash
@@ -135,7 +136,9 @@ class SqliteTransaction:
             params["updated_before_us"] = datetime_micros(wanted.updated_before)
         if after is not None:
             params["cursor_us"], params["cursor_id"] = after.updated_us, after.instance_id
-        statement = sql.list_workflows_statement(frozenset(given), wanted.newest_first, after is not None)
+        statement = sql.list_workflows_statement(
+            frozenset(given), wanted.newest_first, after is not None, len(wanted.states)
+        )
         rows = self._db.execute(statement, params).fetchall()
         snapshots = [decode_snapshot(row[0]) for row in rows]
         ids = json.dumps([snapshot.instance_id for snapshot in snapshots])
