@@ -27,7 +27,7 @@ import asyncpg
 
 from benchmarks import measure
 from benchmarks.workload import DEFINITION_HASH, TASK_A
-from sayiir_client import AsyncPersistenceClient, Worker, WorkerOptions
+from sayiir_client import AsyncPersistenceClient, FinalStateError, Worker, WorkerOptions
 from sayiir_client.v1 import messages_pb2 as pb
 
 WORKFLOWS = 2000
@@ -99,7 +99,7 @@ async def four_rpc_cycle(address: str, workflows: int, workers: int = WORKERS) -
     """The 4-RPC cycle through AsyncPersistenceClient, every worker racing for the same top candidates.
 
     Without the post-claim guard, a worker whose find predates another's completion claims the released task
-    and completes it again: only distinct workflows count."""
+    and runs it again; its save is refused (FINAL_STATE), and only distinct workflows count."""
     completed_ids: set[str] = set()
 
     async def run(worker_id: str, client: AsyncPersistenceClient) -> None:
@@ -112,8 +112,11 @@ async def four_rpc_cycle(address: str, workflows: int, workers: int = WORKERS) -
                 if claim is None:
                     continue
                 done = completed(task.snapshot, output_of(task.input))
-                if await client.save_snapshot_fenced(done, task.task_id, worker_id):
-                    completed_ids.add(task.instance_id)
+                try:
+                    if await client.save_snapshot_fenced(done, task.task_id, worker_id):
+                        completed_ids.add(task.instance_id)
+                except FinalStateError:
+                    pass  # SNAP-1.4: another worker completed it between our find and our claim
                 await client.release_task_claim(task.instance_id, task.task_id, worker_id)
 
     clients = [AsyncPersistenceClient(address) for _ in range(workers)]
