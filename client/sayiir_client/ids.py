@@ -1,4 +1,4 @@
-"""32-byte identifiers of the data model (SPEC.md §1): task ids and definition hashes.
+"""32-byte identifiers of the data model (docs/behaviour.md ID): task ids and definition hashes.
 
 Both are `bytes` subclasses, so they go wherever the API takes `bytes` (the
 client's methods, the server's storage Protocols, protobuf fields) while

@@ -1,4 +1,4 @@
-"""TaskId and DefinitionHash: 32-byte values (SPEC.md §1) that go wherever bytes go."""
+"""TaskId and DefinitionHash: 32-byte values (docs/behaviour.md ID) that go wherever bytes go."""
 
 from __future__ import annotations
 

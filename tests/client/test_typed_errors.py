@@ -1,4 +1,4 @@
-"""Failed calls raise the typed errors of sayiir_client.errors, decoded from ErrorInfo and details (SPEC.md §8)."""
+"""Failed calls raise the typed errors of sayiir_client.errors, decoded from ErrorInfo and details (behaviour ERR)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""The one contract suite (SPEC.md §3–§7), run against every backend and transport."""
+"""The one contract suite (docs/behaviour.md SNAP to RUN), run against every backend and transport."""

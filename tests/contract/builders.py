@@ -1,7 +1,7 @@
 """Ids, clocks and snapshots in every state and position, for the contract tests.
 
 Tasks are named by strings ("fetch", "charge") and stored under task_id(name),
-the SHA-256 convention of SPEC.md §1. Time-dependent rules are exercised with
+the SHA-256 convention of docs/behaviour.md ID-1.3. Time-dependent rules are exercised with
 timestamps in the past or future, never with long sleeps.
 """
 

@@ -1,4 +1,4 @@
-"""SPEC.md §5 find_available_tasks (rules 1–5) and find_hinted_task."""
+"""docs/behaviour.md DISP: find_available_tasks (rules 1–5) and find_hinted_task."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC.md §7: prepare_run, its conflict policies and its refusals."""
+"""docs/behaviour.md RUN: prepare_run, its conflict policies and its refusals."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Atomicity under real concurrency (SPEC.md §3–§5, §7 [beyond]): the callers race with asyncio.gather."""
+"""Atomicity under real concurrency (docs/behaviour.md SNAP to RUN): the callers race with asyncio.gather."""
 
 from __future__ import annotations
 

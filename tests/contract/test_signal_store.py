@@ -1,4 +1,4 @@
-"""SPEC.md §4: cancel and pause signals, external events, and the check-and-apply composites."""
+"""docs/behaviour.md SIG: cancel and pause signals, external events, and the check-and-apply composites."""
 
 from __future__ import annotations
 

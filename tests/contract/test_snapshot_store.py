@@ -1,4 +1,4 @@
-"""SPEC.md §3: the snapshot store."""
+"""docs/behaviour.md SNAP: the snapshot store."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC.md §5: claiming, releasing and extending task claims, and fenced saves."""
+"""docs/behaviour.md CLAIM: claiming, releasing and extending task claims, and fenced saves."""
 
 from __future__ import annotations
 

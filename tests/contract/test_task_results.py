@@ -1,4 +1,4 @@
-"""SPEC.md §6 (load_task_result) and the result retention of §3."""
+"""docs/behaviour.md RES (load_task_result) and the result retention of SNAP."""
 
 from __future__ import annotations
 

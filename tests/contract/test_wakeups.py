@@ -1,4 +1,4 @@
-"""SPEC.md §5 wakeups: wait_for_wakeup and watch_wakeups hear about tasks that became ready.
+"""docs/behaviour.md WAKE: wait_for_wakeup and watch_wakeups hear about tasks that became ready.
 
 A waiter subscribes at some moment the test cannot observe (over a network even
 less), so each test makes one more task ready per round until the waiter

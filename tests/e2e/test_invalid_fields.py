@@ -1,4 +1,4 @@
-"""Every malformed request field is INVALID_ARGUMENT naming the field, and changes nothing (SPEC.md §1, §8)."""
+"""Every malformed request field is INVALID_ARGUMENT naming the field, and changes nothing (behaviour ID, ERR)."""
 
 from __future__ import annotations
 

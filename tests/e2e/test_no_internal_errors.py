@@ -1,4 +1,4 @@
-"""No request, however malformed, makes the server answer INTERNAL or UNKNOWN (SPEC.md §1, §8).
+"""No request, however malformed, makes the server answer INTERNAL or UNKNOWN (docs/behaviour.md ID, ERR).
 
 Random and boundary requests go to every RPC of one in-process server over the
 memory backend, seeded with runs in several states so that well-formed

@@ -1,4 +1,4 @@
-"""The in-process server: every RPC served, errors as rich statuses (SPEC.md §8), caps, and the graceful drain."""
+"""The in-process server: every RPC served, errors as rich statuses (behaviour ERR), caps, and the graceful drain."""
 
 from __future__ import annotations
 

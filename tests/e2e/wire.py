@@ -31,7 +31,7 @@ STREAMING_RPCS = frozenset(
 
 
 def node_id(name: str) -> bytes:
-    """A 32-byte task, node or definition id: SHA-256 of a name (SPEC.md §1)."""
+    """A 32-byte task, node or definition id: SHA-256 of a name (docs/behaviour.md ID)."""
     return hashlib.sha256(name.encode()).digest()
 
 

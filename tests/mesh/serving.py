@@ -150,7 +150,7 @@ async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> Non
 
 
 def node_id(name: str) -> bytes:
-    """A 32-byte id: SHA-256 of a name (SPEC.md §1)."""
+    """A 32-byte id: SHA-256 of a name (docs/behaviour.md ID)."""
     return hashlib.sha256(name.encode()).digest()
 
 

@@ -3,7 +3,7 @@
     python -m tests.postgres.replica_worker --target HOST:PORT --worker-id ID --shard I --shards N --out FILE
 
 It subscribes to WatchWakeups on its replica, prints "ready" once the stream is
-open, then runs the worker protocol of SPEC §9: find, claim, post-claim guard,
+open, then runs the worker protocol of docs/behaviour.md WORKER: find, claim, post-claim guard,
 "execute" (record the instance id), fenced save to Completed, release.
 
 Every worker hears every hint. Acting on all of them would make N workers look
@@ -130,7 +130,7 @@ class Worker:
             )
 
     async def _guarded(self, task: pb.AvailableTask) -> pb.WorkflowSnapshot | None:
-        """SPEC §9 step 3: still InProgress at this task, not completed, no control signal pending."""
+        """docs/behaviour.md WORKER-1.3: still InProgress at this task, not completed, no control signal pending."""
         loaded = await self.snapshots.LoadSnapshot(
             rr.LoadSnapshotRequest(instance_id=task.instance_id), timeout=RPC_TIMEOUT
         )

@@ -1,4 +1,4 @@
-"""find_available_tasks and find_hinted_task touch only the rows they need (SPEC.md §5, issue: scaling).
+"""find_available_tasks and find_hinted_task touch only the rows they need (docs/behaviour.md DISP, issue: scaling).
 
 Two kinds of proof, neither timed: the query plans search the partial indexes instead of scanning the
 snapshots table, and the number of SQLite virtual-machine steps a call executes does not grow with

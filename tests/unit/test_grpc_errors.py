@@ -1,4 +1,4 @@
-"""Exceptions become gRPC statuses in one place, per SPEC.md §8."""
+"""Exceptions become gRPC statuses in one place, per docs/behaviour.md ERR."""
 
 from __future__ import annotations
 

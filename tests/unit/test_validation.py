@@ -1,4 +1,4 @@
-"""Request validation: each malformed field is one InvalidFieldError naming the field (SPEC.md §1)."""
+"""Request validation: each malformed field is one InvalidFieldError naming the field (docs/behaviour.md ID)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one place where exceptions become gRPC statuses (SPEC.md §8).
+"""The one place where exceptions become gRPC statuses (docs/behaviour.md ERR).
 
 Every servicer method is wrapped by `translate_errors`: the error tree
 (`BackendError`, `RunConflictError`) and `InvalidFieldError` become a
@@ -65,7 +65,7 @@ class MalformedRequest:
 
 
 def grpc_code(error: BaseException) -> grpc.StatusCode:
-    """The status code of an error (SPEC.md §8); INTERNAL for anything outside the error tree."""
+    """The status code of an error (docs/behaviour.md ERR); INTERNAL for anything outside the error tree."""
     if isinstance(error, InvalidFieldError | InvalidInstanceIdError):
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(error, NotFoundError):

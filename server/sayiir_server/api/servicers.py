@@ -64,7 +64,7 @@ class Drain:
 
 
 class SnapshotStoreServicer(service_pb2_grpc.SnapshotStoreServicer):
-    """Core snapshot CRUD (SPEC.md §3)."""
+    """Core snapshot CRUD (docs/behaviour.md SNAP)."""
 
     def __init__(self, backend: Engine) -> None:
         self._backend = backend
@@ -134,7 +134,7 @@ class SnapshotStoreServicer(service_pb2_grpc.SnapshotStoreServicer):
 
 
 class SignalStoreServicer(service_pb2_grpc.SignalStoreServicer):
-    """Cancel and pause signals and external events (SPEC.md §4)."""
+    """Cancel and pause signals and external events (docs/behaviour.md SIG)."""
 
     def __init__(self, backend: Engine) -> None:
         self._backend = backend
@@ -201,7 +201,7 @@ class SignalStoreServicer(service_pb2_grpc.SignalStoreServicer):
 
 
 class TaskClaimStoreServicer(service_pb2_grpc.TaskClaimStoreServicer):
-    """Leases on tasks, dispatch and wakeups (SPEC.md §5)."""
+    """Leases on tasks, dispatch and wakeups (docs/behaviour.md CLAIM, DISP, WAKE)."""
 
     def __init__(self, backend: Engine, drain: Drain, max_wait_timeout: timedelta) -> None:
         self._backend = backend
@@ -341,7 +341,7 @@ async def _next_or_none(iterator: AsyncIterator[_T]) -> _T | None:
 
 
 class TaskResultStoreServicer(service_pb2_grpc.TaskResultStoreServicer):
-    """Read access to single task results (SPEC.md §6)."""
+    """Read access to single task results (docs/behaviour.md RES)."""
 
     def __init__(self, backend: Engine) -> None:
         self._backend = backend
@@ -354,7 +354,7 @@ class TaskResultStoreServicer(service_pb2_grpc.TaskResultStoreServicer):
 
 
 class LifecycleServicer(service_pb2_grpc.LifecycleServicer):
-    """Starting runs (SPEC.md §7)."""
+    """Starting runs (docs/behaviour.md RUN)."""
 
     def __init__(self, backend: Engine) -> None:
         self._backend = backend

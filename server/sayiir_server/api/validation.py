@@ -1,7 +1,7 @@
 """Request validation: every malformed field becomes one InvalidFieldError naming the field.
 
 Pure functions over protobuf values, called by the servicers before any storage
-access, so a malformed request never reaches a backend (SPEC.md §1: a wrong id
+access, so a malformed request never reaches a backend (docs/behaviour.md ID: a wrong id
 is a client error, never a server error). Each function returns the value in
 the form the storage Protocols take (timedelta for durations, None for absent).
 """

@@ -1,4 +1,4 @@
-"""Names and small helpers over the protobuf data model (SPEC.md §1–§2).
+"""Names and small helpers over the protobuf data model (docs/behaviour.md ID, MODEL).
 
 Protobuf messages are the domain model: backends store and return them.
 """
@@ -88,7 +88,7 @@ def current_task_id(snapshot: pb.WorkflowSnapshot) -> bytes | None:
 
 
 def clamp_aging_interval(aging_interval: timedelta | None) -> timedelta:
-    """SPEC §5.4: a missing, zero or negative aging interval counts as one second."""
+    """DISP-4: a missing, zero or negative aging interval counts as one second."""
     one_second = timedelta(seconds=1)
     if aging_interval is None or aging_interval < one_second:
         return one_second

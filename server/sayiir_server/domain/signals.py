@@ -1,4 +1,4 @@
-"""Cancel and pause rules shared by every backend (SPEC.md §4)."""
+"""Cancel and pause rules shared by every backend (docs/behaviour.md SIG)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Snapshot-store rules shared by every backend (SPEC.md §3 and §6)."""
+"""Snapshot-store rules shared by every backend (docs/behaviour.md SNAP and RES)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WorkflowStatus derived from a snapshot's state (SPEC.md §2, "Status")."""
+"""WorkflowStatus derived from a snapshot's state (docs/behaviour.md MODEL, "Status")."""
 
 from __future__ import annotations
 
