@@ -18,11 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from sayiir_server import __version__
 from sayiir_server.api.server import PersistenceServer, ServerOptions
 from sayiir_server.backends import DEFAULT_BACKEND_URL, open_backend
+from sayiir_server.backends.credentials import redacted_url
 from sayiir_server.mesh.access_log import LOG_FORMATS, configure_logging
 from sayiir_server.mesh.mesh import Mesh, MeshOptions
 from sayiir_server.mesh.metrics import parse_listen
@@ -217,21 +217,12 @@ def resolve_flags(arguments: argparse.Namespace, environ: Mapping[str, str]) -> 
     return values
 
 
-def redacted(url: str) -> str:
-    """The URL without its password, for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 async def serve(backend_url: str, options: ServerOptions, mesh_options: MeshOptions | None = None) -> int:
     """Open the backend, serve until SIGTERM or SIGINT, drain, and return the exit code."""
     try:
         backend = await open_backend(backend_url)
     except Exception as error:
-        raise _UsageError(f"cannot open backend {redacted(backend_url)}: {error}") from None
+        raise _UsageError(f"cannot open backend {redacted_url(backend_url)}: {error}") from None
     try:
         mesh = Mesh(mesh_options or MeshOptions(), backend)
     except ValueError as error:  # TLS or token file unusable
