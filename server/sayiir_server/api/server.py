@@ -10,11 +10,11 @@ from types import TracebackType
 from typing import Final
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sayiir_server import __version__
-from sayiir_server.api.health import BackendHealthMonitor
+from sayiir_server.api.health import BackendHealthMonitor, ListingHealthServicer
 from sayiir_server.api.servicers import SERVICE_NAMES, Drain, mount, persistence_servicers
 from sayiir_server.domain.engine import Engine
 from sayiir_server.domain.sizes import SizeLimits
@@ -111,7 +111,7 @@ class PersistenceServer:
             ],
         )
         self._drain = add_persistence_servicers(self._server, backend, self.options)
-        self._health = health.aio.HealthServicer()
+        self._health = ListingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._health_monitor = BackendHealthMonitor(
             backend,
