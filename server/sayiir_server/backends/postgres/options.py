@@ -97,11 +97,14 @@ def _parse_schema(value: str) -> str:
     return value
 
 
+_KIND_NAMES: dict[type, str] = {int: "an integer", float: "a number"}
+
+
 def _parse_number(name: str, value: str, kind: type[int] | type[float]) -> int | float:
     try:
         number = kind(value)
     except ValueError:
-        raise BackendUrlError(f"PostgreSQL URL option {name}={value!r} is not a {kind.__name__}") from None
+        raise BackendUrlError(f"PostgreSQL URL option {name}={value!r} is not {_KIND_NAMES[kind]}") from None
     if number < 0:
         raise BackendUrlError(f"PostgreSQL URL option {name}={value!r} must not be negative")
     return number
