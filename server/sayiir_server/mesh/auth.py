@@ -152,6 +152,11 @@ def bearer_token(metadata: Sequence[tuple[str, Any]]) -> str | None:
     return None
 
 
+def is_open(method: str) -> bool:
+    """Whether any caller may call `method` (a full path), token or not."""
+    return method.lstrip("/").rpartition("/")[0] in OPEN_SERVICES
+
+
 def check_call(table: TokenTable, method: str, metadata: Sequence[tuple[str, Any]]) -> Refusal | None:
     """Why the call must be refused, or None when it may go on."""
     token = bearer_token(metadata)
@@ -160,8 +165,7 @@ def check_call(table: TokenTable, method: str, metadata: Sequence[tuple[str, Any
 
 def check_digest(table: TokenTable, method: str, digest: bytes | None) -> Refusal | None:
     """check_call for a token known by its digest (None: no token), as open streams keep it."""
-    service = method.lstrip("/").rpartition("/")[0]
-    if service in OPEN_SERVICES:
+    if is_open(method):
         return None
     if digest is None:
         return Refusal(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED", "missing 'authorization: Bearer' token")
@@ -235,11 +239,9 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
         metadata = tuple(details.invocation_metadata or ())
         refusal = check_call(self._table, details.method, metadata)
         if refusal is None:
-            return (
-                self._revocable(handler, details.method, bearer_token(metadata))
-                if handler.response_streaming
-                else handler
-            )
+            if handler.response_streaming and not is_open(details.method):
+                return self._revocable(handler, details.method, bearer_token(metadata))
+            return handler
         status = _refusal_status(refusal, details.method)
 
         async def refuse(request: Any, context: Context) -> Any:
