@@ -18,11 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from sayiir_server import __version__
 from sayiir_server.api.server import PersistenceServer, ServerOptions
 from sayiir_server.backends import DEFAULT_BACKEND_URL, open_backend
+from sayiir_server.backends.credentials import redacted_url
 from sayiir_server.mesh.access_log import LOG_FORMATS, configure_logging
 from sayiir_server.mesh.mesh import Mesh, MeshOptions
 from sayiir_server.mesh.metrics import parse_listen
@@ -79,6 +79,8 @@ def _one_of(choices: Sequence[str]) -> Callable[[str], str]:
 
 def _host_port(text: str) -> str:
     parse_listen(text)
+    if not text.rpartition(":")[0].strip("[]"):
+        raise ValueError("expected HOST:PORT with a host (0.0.0.0 or [::] for every interface)")
     return text
 
 
@@ -110,7 +112,7 @@ class _Flag:
 
 
 SERVE_FLAGS = (
-    _Flag("listen", "HOST:PORT", str, _DEFAULTS.listen, "HOST:PORT to listen on; port 0 picks a free port"),
+    _Flag("listen", "HOST:PORT", _host_port, _DEFAULTS.listen, "HOST:PORT to listen on; port 0 picks a free port"),
     _Flag("backend", "URL", str, DEFAULT_BACKEND_URL, "storage URL: memory://, sqlite:///PATH or postgresql://..."),
     _Flag(
         "max-message-bytes",
@@ -189,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the server until SIGTERM or SIGINT")
+    serve.set_defaults(command_parser=serve)  # main() reports serve's unknown arguments with serve's usage
     for flag in SERVE_FLAGS:
         # default=None tells "not given" apart, so the environment can fill it in (see resolve_flags).
         serve.add_argument(
@@ -217,24 +220,15 @@ def resolve_flags(arguments: argparse.Namespace, environ: Mapping[str, str]) -> 
     return values
 
 
-def redacted(url: str) -> str:
-    """The URL without its password, for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 async def serve(backend_url: str, options: ServerOptions, mesh_options: MeshOptions | None = None) -> int:
     """Open the backend, serve until SIGTERM or SIGINT, drain, and return the exit code."""
     try:
         backend = await open_backend(backend_url)
     except Exception as error:
-        raise _UsageError(f"cannot open backend {redacted(backend_url)}: {error}") from None
+        raise _UsageError(f"cannot open backend {redacted_url(backend_url)}: {error}") from None
     try:
         mesh = Mesh(mesh_options or MeshOptions(), backend)
-    except ValueError as error:  # TLS or token file unusable
+    except ValueError as error:  # TLS or token file unusable, or tracing without its extra
         await backend.close()
         raise _UsageError(str(error)) from None
     try:
@@ -275,7 +269,10 @@ def _on_signals(handler: Callable[[str], None]) -> None:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     parser = build_parser()
-    arguments = parser.parse_args(argv)
+    # parse_args would report `serve --bogus` with the top-level usage, which lists no serve flag.
+    arguments, unknown = parser.parse_known_args(argv)
+    if unknown:
+        arguments.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         values = resolve_flags(arguments, os.environ if environ is None else environ)
         configure_logging(values["log_level"], values["log_format"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from datetime import timedelta
 from typing import Any
@@ -204,8 +205,9 @@ async def test_a_message_over_the_size_limit_is_refused_by_grpc_not_a_server_bug
 
 
 async def test_a_second_server_cannot_bind_a_port_already_served(server: PersistenceServer) -> None:
-    with pytest.raises(RuntimeError):
+    with pytest.raises(OSError, match="Address already in use") as refused:  # the bind probe's, with the reason
         PersistenceServer(InMemoryBackend(), ServerOptions(listen=server.address))
+    assert refused.value.errno == errno.EADDRINUSE
 
 
 # --- wakeups and caps ----------------------------------------------------------------------------------------------

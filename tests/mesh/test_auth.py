@@ -244,3 +244,57 @@ async def test_a_malformed_file_on_reload_keeps_the_current_tokens_and_logs_why(
     assert "keeping the 2 current tokens" in error.getMessage()
     assert "line 1" in error.getMessage()
     assert "secret-but-broken" not in error.getMessage()
+
+
+async def _open_watch(channel: grpc.aio.Channel, token: str) -> Any:
+    stream = channel.unary_stream(
+        rpc("WatchWakeups").path,
+        request_serializer=rr.WatchWakeupsRequest.SerializeToString,
+        response_deserializer=rr.WatchWakeupsResponse.FromString,
+    )(rr.WatchWakeupsRequest(), metadata=bearer(token), timeout=30)
+    await asyncio.wait_for(stream.initial_metadata(), 5)
+    return stream
+
+
+async def test_a_reload_ends_the_open_watch_streams_of_removed_tokens_with_unauthenticated(
+    served: Served, channel: grpc.aio.Channel, token_file: Path
+) -> None:
+    revoked = await _open_watch(channel, WORKER_TOKEN)
+    await asyncio.to_thread(token_file.write_text, "rotated-token worker\n")
+    served.mesh.reload()
+
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await asyncio.wait_for(revoked.read(), 5)
+    assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    status = rpc_status.from_call(ended.value)
+    info = error_details_pb2.ErrorInfo()
+    assert status is not None
+    assert status.details[0].Unpack(info)
+    assert info.reason == "UNAUTHENTICATED"
+
+
+async def test_a_reload_keeps_the_open_watch_streams_of_tokens_still_valid(
+    served: Served, channel: grpc.aio.Channel, token_file: Path
+) -> None:
+    stream = await _open_watch(channel, WORKER_TOKEN)
+    await asyncio.to_thread(token_file.write_text, f"{WORKER_TOKEN} worker\nrotated-token worker\n")
+    served.mesh.reload()
+
+    await call(
+        channel, rpc("SaveSnapshot"), rr.SaveSnapshotRequest(snapshot=at_task_snapshot("order-1")), bearer(WORKER_TOKEN)
+    )
+    reply = await asyncio.wait_for(stream.read(), 5)
+    assert reply.hint.instance_id == "order-1"
+    stream.cancel()
+
+
+async def test_a_reload_ends_the_open_watch_streams_of_a_token_demoted_to_reader_with_permission_denied(
+    served: Served, channel: grpc.aio.Channel, token_file: Path
+) -> None:
+    stream = await _open_watch(channel, WORKER_TOKEN)
+    await asyncio.to_thread(token_file.write_text, f"{WORKER_TOKEN} reader\n")
+    served.mesh.reload()
+
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await asyncio.wait_for(stream.read(), 5)
+    assert ended.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import grpc
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -117,13 +115,11 @@ def test_tracing_off_installs_nothing() -> None:
     assert start_tracing("off") is None
 
 
-def test_otlp_tracing_without_the_extra_is_a_no_op_with_a_warning(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_otlp_tracing_without_the_extra_is_refused_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tracing, "tracing_available", lambda: False)
-    assert start_tracing("otlp") is None
-    (warning,) = [record for record in caplog.records if record.levelno == logging.WARNING]
-    assert "pip install 'sayiir-persistence-server[tracing]'" in warning.getMessage()
+    with pytest.raises(tracing.TracingUnavailableError) as refused:
+        start_tracing("otlp")
+    assert "pip install 'sayiir-persistence-server[tracing]'" in str(refused.value)
 
 
 def test_otlp_tracing_with_the_extra_names_the_service(monkeypatch: pytest.MonkeyPatch) -> None:

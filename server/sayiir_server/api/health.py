@@ -6,6 +6,8 @@ each transition once. The process-only name (the server's LIVENESS_SERVICE_NAME)
 is not touched: a database outage must take a replica out of rotation, not get
 it restarted. Once the server drains, the health servicer ignores every update,
 so draining always wins.
+
+`ListingHealthServicer` answers grpc.health.v1.Health/List as well as Check and Watch.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
+import grpc
 from grpc_health.v1 import health, health_pb2
 
 from sayiir_server.domain.traits import Backend
@@ -23,6 +27,17 @@ logger = logging.getLogger(__name__)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class ListingHealthServicer(health.aio.HealthServicer):  # type: ignore[misc]  # grpc_health ships no types
+    """grpcio's health servicer plus List (every name with its status), which grpcio-health-checking lacks."""
+
+    async def List(  # noqa: N802 - the proto's RPC name
+        self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> health_pb2.HealthListResponse:
+        # The base class keeps every name it was told in _server_status and offers no public view of it.
+        statuses = {name: health_pb2.HealthCheckResponse(status=status) for name, status in self._server_status.items()}
+        return health_pb2.HealthListResponse(statuses=statuses)
 
 
 class BackendHealthMonitor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -10,11 +11,11 @@ from types import TracebackType
 from typing import Final
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sayiir_server import __version__
-from sayiir_server.api.health import BackendHealthMonitor
+from sayiir_server.api.health import BackendHealthMonitor, ListingHealthServicer
 from sayiir_server.api.servicers import SERVICE_NAMES, Drain, mount, persistence_servicers
 from sayiir_server.domain.engine import Engine
 from sayiir_server.domain.sizes import SizeLimits
@@ -111,7 +112,7 @@ class PersistenceServer:
             ],
         )
         self._drain = add_persistence_servicers(self._server, backend, self.options)
-        self._health = health.aio.HealthServicer()
+        self._health = ListingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._health_monitor = BackendHealthMonitor(
             backend,
@@ -127,6 +128,7 @@ class PersistenceServer:
         self._stopped = False
 
     def _bind(self, listen: str) -> int:
+        _check_bindable(listen)
         credentials = self.options.server_credentials
         if credentials is None:
             port = self._server.add_insecure_port(listen)
@@ -189,6 +191,35 @@ class PersistenceServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+def _check_bindable(listen: str) -> None:
+    """Raise OSError (the OS's reason) when no address `listen` resolves to can be bound.
+
+    Tried before grpc binds, because grpc's core logs a line of its own about a failed bind (on stderr,
+    before anything of ours), and its exception gives no reason. A HOST:PORT that is not one is left to grpc.
+    """
+    host, _, port = listen.rpartition(":")
+    if not port.isascii() or not port.isdigit():
+        return
+    try:
+        addresses = socket.getaddrinfo(
+            host.strip("[]") or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as error:
+        raise OSError(error.errno, f"cannot resolve {host!r}: {error.strerror}") from None
+    failure: OSError | None = None
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpc binds: TIME_WAIT is no obstacle
+            try:
+                probe.bind(address)
+            except OSError as error:
+                failure = error
+                continue
+        return  # grpc serves as soon as one of the addresses binds
+    if failure is not None:
+        raise failure
 
 
 def _millis(duration: timedelta) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from sayiir_server.api.wakeups import WakeupHub
+from sayiir_server.backends.credentials import redacted_url
 from sayiir_server.domain.engine import Clock, Engine
 from sayiir_server.domain.model import utc_now
 from sayiir_server.domain.port import StoragePort, WakeupSink
@@ -53,4 +54,6 @@ async def open_store(url: str, deliver: WakeupSink) -> StoragePort:
         from sayiir_server.backends.postgres import PostgresStore
 
         return await PostgresStore.open(url, deliver)
-    raise BackendUrlError(f"unsupported backend URL {url!r}: use memory://, sqlite:///PATH or postgresql://...")
+    raise BackendUrlError(
+        f"unsupported backend URL {redacted_url(url)!r}: use memory://, sqlite:///PATH or postgresql://..."
+    )

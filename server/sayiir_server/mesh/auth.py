@@ -12,6 +12,7 @@ which entry matched shows in the timing. Tokens never appear in logs or errors.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -30,7 +31,7 @@ from grpc_status import rpc_status
 
 from sayiir_client.v1 import service_pb2
 from sayiir_server.api.grpc_errors import DOMAIN
-from sayiir_server.mesh.calls import Context, Continuation, Handler, with_behavior
+from sayiir_server.mesh.calls import Context, Continuation, Handler, original_behavior, responses_of, with_behavior
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,9 @@ class TokenTable:
 
     def role_of(self, token: str) -> Role | None:
         """The role of `token`, or None; takes the same time whichever entry matches, if any."""
-        presented = _digest(token)
+        return self.role_of_digest(_digest(token))
+
+    def role_of_digest(self, presented: bytes) -> Role | None:
         role: Role | None = None
         for digest, entry_role in self.entries:
             if hmac.compare_digest(digest, presented):
@@ -149,15 +152,24 @@ def bearer_token(metadata: Sequence[tuple[str, Any]]) -> str | None:
     return None
 
 
+def is_open(method: str) -> bool:
+    """Whether any caller may call `method` (a full path), token or not."""
+    return method.lstrip("/").rpartition("/")[0] in OPEN_SERVICES
+
+
 def check_call(table: TokenTable, method: str, metadata: Sequence[tuple[str, Any]]) -> Refusal | None:
     """Why the call must be refused, or None when it may go on."""
-    service = method.lstrip("/").rpartition("/")[0]
-    if service in OPEN_SERVICES:
-        return None
     token = bearer_token(metadata)
-    if token is None:
+    return check_digest(table, method, None if token is None else _digest(token))
+
+
+def check_digest(table: TokenTable, method: str, digest: bytes | None) -> Refusal | None:
+    """check_call for a token known by its digest (None: no token), as open streams keep it."""
+    if is_open(method):
+        return None
+    if digest is None:
         return Refusal(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED", "missing 'authorization: Bearer' token")
-    role = table.role_of(token)
+    role = table.role_of_digest(digest)
     if role is None:
         return Refusal(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED", "unknown bearer token")
     if role is Role.READER and method not in READER_METHODS:
@@ -174,13 +186,27 @@ def _refusal_status(refusal: Refusal, method: str) -> grpc.Status:
     return converted
 
 
+@dataclass(eq=False)
+class _OpenStream:
+    """A streaming call let in, and what it was let in with: checked again at every reload."""
+
+    method: str
+    digest: bytes | None
+    ended: asyncio.Future[Refusal]
+    """Set by a reload that no longer lets the call in."""
+
+
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses calls without a known token (UNAUTHENTICATED) or whose role does not allow them (PERMISSION_DENIED)."""
+    """Refuses calls without a known token (UNAUTHENTICATED) or whose role does not allow them (PERMISSION_DENIED).
+
+    A reload also ends the open streams (WatchWakeups) it would refuse now, with the same status.
+    """
 
     def __init__(self, token_file: str) -> None:
         """Reads the token file at once: a missing or malformed file raises TokenFileError."""
         self.token_file = token_file
         self._table = TokenTable.load(token_file)
+        self._open_streams: set[_OpenStream] = set()
 
     @property
     def token_count(self) -> int:
@@ -193,15 +219,28 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
         except TokenFileError as error:
             logger.error("token file not reloaded, keeping the %d current tokens: %s", self.token_count, error)
             return False
-        logger.info("token file reloaded: %d tokens", self.token_count)
+        ended = self._end_refused_streams()
+        logger.info("token file reloaded: %d tokens; %d open streams ended", self.token_count, ended)
         return True
+
+    def _end_refused_streams(self) -> int:
+        ended = 0
+        for stream in self._open_streams:
+            refusal = check_digest(self._table, stream.method, stream.digest)
+            if refusal is not None and not stream.ended.done():
+                stream.ended.set_result(refusal)
+                ended += 1
+        return ended
 
     async def intercept_service(self, continuation: Continuation, details: grpc.HandlerCallDetails) -> Handler | None:
         handler = await continuation(details)
         if handler is None:
             return None
-        refusal = check_call(self._table, details.method, tuple(details.invocation_metadata or ()))
+        metadata = tuple(details.invocation_metadata or ())
+        refusal = check_call(self._table, details.method, metadata)
         if refusal is None:
+            if handler.response_streaming and not is_open(details.method):
+                return self._revocable(handler, details.method, bearer_token(metadata))
             return handler
         status = _refusal_status(refusal, details.method)
 
@@ -214,3 +253,42 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
             yield  # never reached: makes this an async generator, as streaming handlers must be
 
         return with_behavior(handler, refuse, refuse_stream)
+
+    def _revocable(self, handler: Handler, method: str, token: str | None) -> Handler:
+        """`handler`, its stream ended with the refusal of a reload that no longer lets it in."""
+        behavior = original_behavior(handler)
+        digest = None if token is None else _digest(token)
+
+        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            opened = _OpenStream(method, digest, asyncio.get_running_loop().create_future())
+            self._open_streams.add(opened)
+            try:
+                async for response in _until_ended(responses_of(behavior(request, context)), opened.ended):
+                    yield response
+            finally:
+                self._open_streams.discard(opened)
+            if opened.ended.done():
+                refusal = opened.ended.result()
+                logger.info("ended a %s stream at the token reload: %s", method, refusal.message)
+                await context.abort_with_status(_refusal_status(refusal, method))
+
+        return with_behavior(handler, behavior, stream)
+
+
+async def _until_ended(responses: AsyncIterator[Any], ended: asyncio.Future[Refusal]) -> AsyncIterator[Any]:
+    """The responses, until they end or `ended` is set first (the pending step is then cancelled and unwound)."""
+    while True:
+        step = asyncio.ensure_future(anext(responses))
+        try:
+            await asyncio.wait({step, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when the call itself is cancelled: the step must not outlive it
+            if not step.done():
+                step.cancel()
+                await asyncio.wait({step})
+        if step.cancelled():
+            return
+        try:
+            response = step.result()
+        except StopAsyncIteration:
+            return
+        yield response

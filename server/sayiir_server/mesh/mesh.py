@@ -46,7 +46,8 @@ class MeshOptions:
 class Mesh:
     """The interceptors, credentials and side endpoints the mesh options ask for, for one backend.
 
-    Raises TlsConfigError or TokenFileError (both ValueError) for unusable files.
+    Raises TlsConfigError or TokenFileError (both ValueError) for unusable files, and
+    TracingUnavailableError (a ValueError) for tracing without the `tracing` extra.
     Interceptor order, outermost first: tracing, call observer (metrics and
     access log, so refused calls are counted too), token auth.
     """

@@ -136,8 +136,8 @@ def _metric_name(text: str) -> str:
 def parse_listen(listen: str) -> tuple[str, int]:
     """("0.0.0.0", 9090) for "0.0.0.0:9090"; brackets around an IPv6 host are removed."""
     host, separator, port = listen.rpartition(":")
-    if not separator or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"expected HOST:PORT, got {listen!r}")
+    if not separator or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ValueError("expected HOST:PORT with a port from 0 to 65535 (0: any free port)")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 

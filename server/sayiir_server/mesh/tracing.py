@@ -9,8 +9,8 @@ so the worker that runs the next task can continue the trace.
 `--tracing otlp` adds OpenTelemetry's gRPC server instrumentation (one span per
 call, child of the caller's span) and exports spans over OTLP, configured by the
 standard OTEL_* environment variables. It needs the `tracing` extra
-(`pip install 'sayiir-persistence-server[tracing]'`); without it, tracing stays
-off with a warning and the server runs as usual.
+(`pip install 'sayiir-persistence-server[tracing]'`); without it the server refuses
+to start (an operator who asked for traces would otherwise get none, silently).
 """
 
 from __future__ import annotations
@@ -102,17 +102,19 @@ class OtelTracing:
         self.provider.shutdown()
 
 
+class TracingUnavailableError(ValueError):
+    """Tracing was asked for, but the `tracing` extra is not installed."""
+
+
 def start_tracing(mode: TracingMode) -> OtelTracing | None:
-    """The tracing `mode` asks for; None when off, or (with a warning) when the extra is not installed."""
+    """The tracing `mode` asks for; None when off; TracingUnavailableError when the extra is not installed."""
     if mode == "off":
         return None
     if not tracing_available():
-        logger.warning(
-            "--tracing %s asked for, but the 'tracing' extra is not installed "
-            "(pip install 'sayiir-persistence-server[tracing]'): tracing is off",
-            mode,
+        raise TracingUnavailableError(
+            f"--tracing {mode} needs the 'tracing' extra, which is not installed "
+            "(pip install 'sayiir-persistence-server[tracing]')"
         )
-        return None
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sayiir_server.backends import BackendUrlError
+from sayiir_server.backends.credentials import redacted_url
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,16 @@ class PostgresUrl:
 
 def parse_postgres_url(url: str) -> PostgresUrl:
     """Split a postgresql:// URL; BackendUrlError when an option is unknown to us and malformed."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # urllib's message may quote a piece of a password holding an unencoded "/"
+        raise BackendUrlError(
+            f"malformed PostgreSQL URL {redacted_url(url)!r}: bad host or port "
+            "(percent-encode ':', '/', '?', '#' and '@' in the user name and password)"
+        ) from None
     if parts.scheme not in ("postgres", "postgresql"):
-        raise BackendUrlError(f"not a PostgreSQL URL: {url!r}")
+        raise BackendUrlError(f"not a PostgreSQL URL: {redacted_url(url)!r}")
     fields = {field.name: field for field in dataclasses.fields(PostgresOptions)}
     ours: dict[str, int | float | str] = {}
     theirs: list[tuple[str, str]] = []
@@ -74,7 +82,6 @@ def parse_postgres_url(url: str) -> PostgresUrl:
     dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(theirs), ""))
     host = parts.hostname or "localhost"
     user = f"{parts.username}@" if parts.username else ""
-    port = f":{parts.port}" if parts.port else ""
     schema = f"?schema={options.schema}" if options.schema is not None else ""
     description = f"postgresql://{user}{host}{port}{parts.path}{schema}"
     return PostgresUrl(dsn=dsn, description=description, options=options)
@@ -90,11 +97,14 @@ def _parse_schema(value: str) -> str:
     return value
 
 
+_KIND_NAMES: dict[type, str] = {int: "an integer", float: "a number"}
+
+
 def _parse_number(name: str, value: str, kind: type[int] | type[float]) -> int | float:
     try:
         number = kind(value)
     except ValueError:
-        raise BackendUrlError(f"PostgreSQL URL option {name}={value!r} is not a {kind.__name__}") from None
+        raise BackendUrlError(f"PostgreSQL URL option {name}={value!r} is not {_KIND_NAMES[kind]}") from None
     if number < 0:
         raise BackendUrlError(f"PostgreSQL URL option {name}={value!r} must not be negative")
     return number
