@@ -34,6 +34,7 @@ from tests.contract.builders import (
 )
 from tests.contract.conftest import over_grpc
 from tests.contract.listing import list_all, list_page, listed_ids
+from tests.contract.runs import hold
 from tests.support.backends import ACTIVE_BACKEND_KINDS, open_test_backend
 from tests.support.clock import FakeClock
 
@@ -350,6 +351,7 @@ async def test_list_3_4_pending_cancel_and_pause_requests_are_shown(store: Backe
     await store.save_snapshot(at_task("order-1"))
     await store.save_snapshot(at_task("order-2"))
     cancel, pause = signal_request("wrong address", "alice"), signal_request("audit", "bob")
+    await hold(store, "order-1")  # held by a worker, the requests stay pending (SIG-9.2)
     await store.store_signal("order-1", CANCEL, cancel)
     await store.store_signal("order-1", PAUSE, pause)
 

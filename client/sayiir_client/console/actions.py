@@ -23,7 +23,6 @@ from sayiir_client import (
     InvalidArgumentError,
     NotFoundError,
 )
-from sayiir_client.console.reads import summary_of
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 
@@ -85,31 +84,27 @@ def _request(form: Mapping[str, str], now: datetime) -> pb.SignalRequest:
     return request
 
 
-async def _held(client: AsyncPersistenceClient, instance_id: str) -> bool:
-    """Whether a worker holds a live claim on the workflow's current task."""
-    summary = await summary_of(client, instance_id)
-    return summary is not None and summary.HasField("claim")
+async def _state(client: AsyncPersistenceClient, instance_id: str) -> str | None:
+    return (await client.load_snapshot(instance_id)).WhichOneof("state")
 
 
 async def cancel(client: AsyncPersistenceClient, instance_id: str, form: Mapping[str, str]) -> str:
-    """Request a cancel; apply it now unless a worker holds the task. A Paused workflow is unpaused and cancelled
-    at once: its pending cancel keeps workers away in between."""
+    """Request a cancel: the server applies it at once unless a worker holds the run (SIG-9.1); a Paused
+    workflow is unpaused, which applies the cancel stored meanwhile (SIG-9.4)."""
+    if await _state(client, instance_id) == "cancelled":
+        return ALREADY
     await client.store_signal(instance_id, enums.SIGNAL_KIND_CANCEL, _request(form, datetime.now(UTC)))
-    if await _held(client, instance_id):
-        return REQUESTED
-    if (await client.load_snapshot(instance_id)).HasField("paused"):
+    if await _state(client, instance_id) == "paused":
         await client.unpause(instance_id)
-    if await client.check_and_cancel(instance_id):
-        return APPLIED
-    return ALREADY if (await client.load_snapshot(instance_id)).HasField("cancelled") else REQUESTED
+    return APPLIED if await _state(client, instance_id) == "cancelled" else REQUESTED
 
 
 async def pause(client: AsyncPersistenceClient, instance_id: str, form: Mapping[str, str]) -> str:
-    """Request a pause; apply it now unless a worker holds the task."""
+    """Request a pause: the server applies it at once unless a worker holds the run (SIG-9.1)."""
+    if await _state(client, instance_id) == "paused":
+        return ALREADY
     await client.store_signal(instance_id, enums.SIGNAL_KIND_PAUSE, _request(form, datetime.now(UTC)))
-    if await _held(client, instance_id):
-        return REQUESTED
-    return APPLIED if await client.check_and_pause(instance_id) else ALREADY
+    return APPLIED if await _state(client, instance_id) == "paused" else REQUESTED
 
 
 async def unpause(client: AsyncPersistenceClient, instance_id: str, form: Mapping[str, str]) -> str:
