@@ -26,6 +26,10 @@ QUIET_WAIT = timedelta(milliseconds=300)
 CANCEL = enums.SIGNAL_KIND_CANCEL
 PAUSE = enums.SIGNAL_KIND_PAUSE
 
+HOLD_TTL = timedelta(minutes=2)
+"""The lease of a claim a check holds so that a request stays pending (SIG-9.2); long enough for any check, short
+enough that a claim left behind by a kit that died frees its task soon."""
+
 
 async def save(t: Trial, snapshot: pb.WorkflowSnapshot) -> None:
     await t.ok(t.stubs.snapshots.SaveSnapshot, rr.SaveSnapshotRequest(snapshot=snapshot))
@@ -79,6 +83,19 @@ async def claim(
     if ttl is not None:
         request.ttl.CopyFrom(build.duration(ttl))
     return await t.ok(t.stubs.claims.ClaimTask, request)
+
+
+async def hold(t: Trial, instance_id: str, task: str = "step", worker_id: str | None = None) -> str:
+    """Hold a live claim (with a ttl) on a task of the run, so that a cancel or pause stored for it stays pending
+    for the holder (SIG-9.2) instead of applying at once (SIG-9.1). The trial releases it in clean-up. A task other
+    than the current one keeps the run's current task unclaimed (DISP-3.4) and still holds the run back."""
+    holder = worker_id or t.worker("holder")
+    answer = await claim(t, instance_id, build.task_id(task), holder, HOLD_TTL)
+    t.expect(
+        answer.HasField("claim") and answer.claim.worker_id == holder,
+        f"the check's own claim on task {task!r} (CLAIM-1.1), so that a request stays pending for it (SIG-9.2)",
+    )
+    return holder
 
 
 async def store_signal(t: Trial, instance_id: str, kind: enums.SignalKind.ValueType) -> rr.StoreSignalResponse:

@@ -18,6 +18,7 @@ from sayiir_client.conformance._steps import (
     PAUSE,
     claim,
     find,
+    hold,
     instance_ids,
     load,
     ready,
@@ -65,10 +66,16 @@ async def _waiting(
 
 
 async def due_pair(t: Trial) -> tuple[pb.WorkflowSnapshot, pb.WorkflowSnapshot]:
-    """Two instances at a due delay: a control, saved first, and the one a check calls something on."""
+    """Two instances due to advance: a control, saved first, and the one a check calls something on.
+
+    Each waits at AtSignal("go") without a timeout, with its event buffered before the snapshot was saved: only a
+    find advances it (DISP-2.2). A due delay would not do, as the server's own timer advances it (WAKE-5.1), and
+    an event sent to the waiting run would advance it at once (SIG-2.5)."""
     pair = []
     for _ in range(2):
-        snapshot = build.in_progress(t.instance(), t.definition, build.at_delay("nap", build.now() + PAST, "after"))
+        instance_id = t.instance()
+        await send_event(t, instance_id, "go", b"due")
+        snapshot = build.in_progress(instance_id, t.definition, build.at_signal("go", None, "after"))
         await save(t, snapshot)
         pair.append(snapshot)
     return pair[0], pair[1]
@@ -80,8 +87,8 @@ async def expect_not_advanced(t: Trial, due: pb.WorkflowSnapshot, control: pb.Wo
     if await load(t, due.instance_id) == due:
         return
     if await load(t, control.instance_id) != control:
-        raise NotObservableError("another program's dispatch advanced the due delays meanwhile")
-    t.fail("the snapshot unchanged: the call advanced the due delay (the untouched control was not)", call)
+        raise NotObservableError("another program's dispatch advanced the due runs meanwhile")
+    t.fail("the snapshot unchanged: the call advanced the due run (the untouched control was not)", call)
 
 
 @check("DISP-1.1", "FindAvailableTasks deletes expired claims")
@@ -186,7 +193,9 @@ async def _signalled_not_advanced(t: Trial) -> None:
     tag = t.tag()
     for kind in (CANCEL, PAUSE):
         snapshot = await _waiting(t, tag, build.at_signal("go", None, "after"))
-        # The request first: another program's dispatch may run at any moment, and must find it pending.
+        # A live claim first, or the request would apply at once (SIG-9.1); then the request: another program's
+        # dispatch may run at any moment, and must find it pending.
+        await hold(t, snapshot.instance_id, "go")
         await store_signal(t, snapshot.instance_id, kind)
         await send_event(t, snapshot.instance_id, "go", b"held")
         await _advance(t, tag)
@@ -232,7 +241,10 @@ async def _signalled_not_offered(t: Trial) -> None:
     tag = t.tag()
     offered = await ready(t, tags=[tag])
     for kind in (CANCEL, PAUSE):
-        await store_signal(t, (await ready(t, tags=[tag])).instance_id, kind)
+        signalled = await ready(t, tags=[tag])
+        # Held by a claim on another of its tasks (SIG-9.2): the request stays pending, the ready task unclaimed.
+        await hold(t, signalled.instance_id, "branch")
+        await store_signal(t, signalled.instance_id, kind)
     t.expect(instance_ids(await find(t, t.worker(), [tag])) == [offered.instance_id], "only the unsignalled run")
 
 
@@ -466,6 +478,7 @@ async def _hinted_task(t: Trial) -> None:
     t.expect(found.task.instance_id == snapshot.instance_id and found.task.snapshot == snapshot, "the AvailableTask")
     claimed, signalled, moved = await ready(t), await ready(t), await ready(t)
     await claim(t, claimed.instance_id, build.task_id("step"), t.worker(), FUTURE)
+    await hold(t, signalled.instance_id, "branch")  # SIG-9.2: the pause stays pending, "step" unclaimed
     await store_signal(t, signalled.instance_id, PAUSE)
     await save(t, build.in_progress(moved.instance_id, t.definition, build.at_task("next")))
     gone = pb.WorkflowSnapshot(instance_id=t.instance(), definition_hash=t.definition)
@@ -492,4 +505,4 @@ async def _hint_changes_nothing(t: Trial) -> None:
     control, due = await due_pair(t)
     answer = await t.ok(t.stubs.claims.FindHintedTask, _hint(due, "after"))
     await expect_not_advanced(t, due, control)
-    t.expect(not answer.HasField("task"), "no task: the due delay was not advanced")
+    t.expect(not answer.HasField("task"), "no task: the due run was not advanced")

@@ -148,9 +148,10 @@ async def _summary(t: Trial) -> None:
 async def _summary_signals_and_claim(t: Trial) -> None:
     snapshot = build.in_progress(t.instance(), t.definition, build.at_task("step"))
     await save(t, snapshot)
-    await store_signal(t, snapshot.instance_id, CANCEL)
     worker_id = t.worker()
+    # The claim first: it holds the cancel pending (SIG-9.2), which would otherwise apply at once (SIG-9.1).
     await claim(t, snapshot.instance_id, build.task_id("step"), worker_id, timedelta(hours=1))
+    await store_signal(t, snapshot.instance_id, CANCEL)
     answer = await _list(t, rr.ListWorkflowsRequest(instance_id_prefix=snapshot.instance_id))
     summary = answer.workflows[0] if answer.workflows else pb.WorkflowSummary()
     t.expect(
@@ -173,7 +174,7 @@ async def _summary_retries(t: Trial) -> None:
     t.expect(summary.retry_attempts == 2 and summary.next_retry_at == retry_at, "retry_attempts 2 and next_retry_at")
 
 
-@check("LIST-3.7", "ListWorkflows changes nothing: a due delay stays where it is")
+@check("LIST-3.7", "ListWorkflows changes nothing: a run due to advance (its event buffered) stays where it is")
 async def _listing_changes_nothing(t: Trial) -> None:
     control, due = await due_pair(t)
     await _list(t, rr.ListWorkflowsRequest(instance_id_prefix=due.instance_id))

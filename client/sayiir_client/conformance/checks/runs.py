@@ -175,12 +175,15 @@ async def _terminate_existing(t: Trial) -> None:
     instance_id, old_worker = t.instance(), t.worker()
     old = build.in_progress(instance_id, t.definition, build.at_task("step"), outputs={"a": b"out-a"})
     await save(t, old)
+    # The claim first: it holds both requests pending (SIG-9.2), which would otherwise apply at once (SIG-9.1).
+    await claim(t, instance_id, build.task_id("step"), old_worker, timedelta(hours=1))
     for kind in (CANCEL, PAUSE):
         await t.ok(
             t.stubs.signals.StoreSignal,
             rr.StoreSignalRequest(instance_id=instance_id, kind=kind, request=build.signal_request()),
         )
-    await claim(t, instance_id, build.task_id("step"), old_worker, timedelta(hours=1))
+    for kind in (CANCEL, PAUSE):
+        t.expect((await get_signal(t, instance_id, kind)).HasField("request"), "both requests pending before")
     await send_event(t, instance_id, "go", b"kept")
     fresh = _fresh(t, await prepare_run(t, instance_id, task="step", policy=TERMINATE_EXISTING))
     t.expect(

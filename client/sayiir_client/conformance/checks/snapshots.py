@@ -8,10 +8,21 @@ import grpc
 
 from sayiir_client.conformance import _build as build
 from sayiir_client.conformance._kit import Trial, check
-from sayiir_client.conformance._steps import CANCEL, PAUSE, claim, get_signal, load, save, send_event, task_result
+from sayiir_client.conformance._steps import (
+    CANCEL,
+    PAUSE,
+    claim,
+    get_signal,
+    hold,
+    load,
+    save,
+    send_event,
+    task_result,
+)
 from sayiir_client.v1 import request_response_pb2 as rr
 
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
+REFUSED = grpc.StatusCode.FAILED_PRECONDITION
 
 
 @check("SNAP-1.1", "LoadSnapshot returns a saved snapshot field for field")
@@ -24,11 +35,12 @@ async def _load_returns_the_saved_snapshot(t: Trial) -> None:
     t.expect(await load(t, snapshot.instance_id) == snapshot, "the snapshot exactly as saved")
 
 
-@check("SNAP-1.1", "SaveSnapshot overwrites whatever the two states")
+@check("SNAP-1.1", "SaveSnapshot overwrites whatever the two states, short of a final one")
 async def _save_overwrites_whatever_the_states(t: Trial) -> None:
     instance_id = t.instance()
     for snapshot in (
-        build.completed(instance_id, t.definition),
+        build.in_progress(instance_id, t.definition, build.at_task("b"), outputs={"a": b"out-a"}),
+        build.paused(instance_id, t.definition, build.at_task("c")),
         build.in_progress(instance_id, t.definition, build.at_task("again")),
         build.failed(instance_id, t.definition),
     ):
@@ -44,23 +56,69 @@ async def _completed_keeps_results(t: Trial) -> None:
     t.expect((await task_result(t, instance_id, "a")).output == b"out-a", "LoadTaskResult answers b'out-a'")
 
 
-@check("SNAP-1.2", "a Failed save after Cancelled keeps the Cancelled results readable")
+@check("SNAP-1.2", "a Failed save after Paused keeps the Paused results readable")
 async def _failed_keeps_results(t: Trial) -> None:
     instance_id = t.instance()
-    await save(t, build.cancelled(instance_id, t.definition, outputs={"a": b"out-a"}))
+    await save(t, build.paused(instance_id, t.definition, build.at_task("b"), outputs={"a": b"out-a"}))
     await save(t, build.failed(instance_id, t.definition))
     t.expect((await task_result(t, instance_id, "a")).output == b"out-a", "LoadTaskResult answers b'out-a'")
 
 
-@check("SNAP-1.3", "Completed over Completed keeps the retained results; another state drops them")
+@check("SNAP-1.3", "the results a Completed run retains stay through a refused save over it, and go with the row")
 async def _retained_results_survive_terminal_resaves(t: Trial) -> None:
+    # Under SNAP-1.4 nothing replaces a final row but DeleteSnapshot or TERMINATE_EXISTING: the retained results
+    # stay as long as the Completed row does, and a new row saved after a delete starts without them.
     instance_id = t.instance()
     await save(t, build.in_progress(instance_id, t.definition, build.at_task("b"), outputs={"a": b"out-a"}))
     await save(t, build.completed(instance_id, t.definition))
-    await save(t, build.failed(instance_id, t.definition))
+    over = rr.SaveSnapshotRequest(snapshot=build.failed(instance_id, t.definition))
+    await t.refused(t.stubs.snapshots.SaveSnapshot, over, REFUSED, "FINAL_STATE", {"state": "Completed"})
     t.expect((await task_result(t, instance_id, "a")).output == b"out-a", "the results retained before are kept")
+    await t.ok(t.stubs.snapshots.DeleteSnapshot, rr.DeleteSnapshotRequest(instance_id=instance_id))
     await save(t, build.in_progress(instance_id, t.definition, build.at_task("b")))
     t.expect(not (await task_result(t, instance_id, "a")).HasField("output"), "retained results dropped: no output")
+
+
+@check("SNAP-1.4", "SaveSnapshot over a Completed, Failed or Cancelled run is FINAL_STATE and writes nothing")
+async def _save_over_final_refused(t: Trial) -> None:
+    for final, state in (
+        (build.completed(t.instance(), t.definition), "Completed"),
+        (build.failed(t.instance(), t.definition), "Failed"),
+        (build.cancelled(t.instance(), t.definition), "Cancelled"),
+    ):
+        await save(t, final)
+        again = build.in_progress(final.instance_id, t.definition, build.at_task("again"))
+        request = rr.SaveSnapshotRequest(snapshot=again)
+        await t.refused(t.stubs.snapshots.SaveSnapshot, request, REFUSED, "FINAL_STATE", {"state": state})
+        t.expect(await load(t, final.instance_id) == final, f"the {state} snapshot unchanged")
+
+
+@check("SNAP-1.4", "a fenced save or CompleteTask over a final run is FINAL_STATE, writes nothing, keeps the claim")
+async def _fenced_over_final_refused(t: Trial) -> None:
+    final = build.completed(t.instance(), t.definition)
+    await save(t, final)
+    holder = await hold(t, final.instance_id, "step")
+    again = build.in_progress(final.instance_id, t.definition, build.at_task("next"), outputs={"step": b"out"})
+    fenced = rr.SaveSnapshotFencedRequest(snapshot=again, task_id=build.task_id("step"), worker_id=holder)
+    await t.refused(t.stubs.claims.SaveSnapshotFenced, fenced, REFUSED, "FINAL_STATE", {"state": "Completed"})
+    t.expect(await load(t, final.instance_id) == final, "the Completed snapshot unchanged")
+    complete = rr.CompleteTaskRequest(snapshot=again, task_id=build.task_id("step"), worker_id=holder)
+    await t.refused(t.stubs.claims.CompleteTask, complete, REFUSED, "FINAL_STATE", {"state": "Completed"})
+    t.expect(await load(t, final.instance_id) == final, "the Completed snapshot unchanged")
+    other = await claim(t, final.instance_id, build.task_id("step"), t.worker())
+    t.expect(not other.HasField("claim"), "the claim neither released nor changed: another worker gets no claim")
+    stranger = rr.SaveSnapshotFencedRequest(snapshot=again, task_id=build.task_id("step"), worker_id=t.worker())
+    await t.refused(t.stubs.claims.SaveSnapshotFenced, stranger, REFUSED, "FINAL_STATE", {"state": "Completed"})
+
+
+@check("SNAP-1.4", "after DeleteSnapshot a final run's id takes a new save")
+async def _save_after_delete(t: Trial) -> None:
+    instance_id = t.instance()
+    await save(t, build.cancelled(instance_id, t.definition))
+    await t.ok(t.stubs.snapshots.DeleteSnapshot, rr.DeleteSnapshotRequest(instance_id=instance_id))
+    fresh = build.in_progress(instance_id, t.definition, build.at_task("again"))
+    await save(t, fresh)
+    t.expect(await load(t, instance_id) == fresh, "the new snapshot, as saved")
 
 
 @check("SNAP-2.1", "SaveTaskResult records the output and last_completed_task_id, and leaves the position")
@@ -163,6 +221,7 @@ async def _delete_not_found(t: Trial) -> None:
 async def _delete_keeps_signals(t: Trial) -> None:
     instance_id = t.instance()
     await save(t, build.in_progress(instance_id, t.definition, build.at_task("a")))
+    await hold(t, instance_id, "a")  # SIG-9.2: held, the cancel stays pending
     await t.ok(
         t.stubs.signals.StoreSignal,
         rr.StoreSignalRequest(instance_id=instance_id, kind=CANCEL, request=build.signal_request()),

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sayiir_client.conformance import _build as build
 from sayiir_client.conformance._kit import Trial, check
-from sayiir_client.conformance._steps import PAUSE, claim, find, instance_ids, load, ready, save, store_signal
+from sayiir_client.conformance._steps import PAUSE, claim, find, hold, instance_ids, load, ready, save, store_signal
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
 
@@ -71,7 +71,9 @@ async def _claims_only_what_fits(t: Trial) -> None:
     mine, other = t.tag(), t.tag()
     fits = await ready(t, tags=[mine])
     await ready(t, tags=[other])
-    await store_signal(t, (await ready(t, tags=[mine])).instance_id, PAUSE)
+    signalled = await ready(t, tags=[mine])
+    await hold(t, signalled.instance_id, "branch")  # SIG-9.2: the pause stays pending, "step" unclaimed
+    await store_signal(t, signalled.instance_id, PAUSE)
     held = await ready(t, tags=[mine])
     await claim(t, held.instance_id, STEP, t.worker(), TTL)
     foreign = build.in_progress(t.instance(), build.task_id("another definition"), build.at_task("step"), tags=[mine])
