@@ -375,6 +375,7 @@ class Harness:
             for start, name, path in ((0, WORKER_PATH_ROW, worker_path), (workflows, FOUR_RPC_ROW, four_rpc_cycle)):
                 logger.info("%s: %s", target.name, name)
                 await server.command("seed", kind="worker_path", start=start, count=workflows)
+                await target.analyze(url)  # as the direct baselines do after loading: both compared on fresh statistics
                 async with _profiling(server, self._profile_path(target.name, name)):
                     cpu = server.cpu_seconds()
                     result = await path(server.address, workflows)

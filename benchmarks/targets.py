@@ -33,6 +33,8 @@ class BackendTarget:
     """After a bulk seeding: bring the storage to the steady state it would reach by itself; says what it did."""
     replicated: bool = False
     """Several server processes can serve one storage, each hearing the wakeups of the others' writes."""
+    analyze: Callable[[str], Awaitable[str]] = _nothing_to_settle
+    """Refresh the planner's statistics, as the direct baselines do after loading their own tables."""
 
 
 @asynccontextmanager
@@ -76,12 +78,23 @@ async def _postgres_url() -> AsyncIterator[str]:
         await admin.close()
 
 
+async def _analyze_postgres(url: str) -> str:
+    import asyncpg
+
+    connection = await asyncpg.connect(url, timeout=_CONNECT_TIMEOUT)
+    try:
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+    return "ANALYZE"
+
+
 TARGETS = (
     BackendTarget("memory", _memory_url),
     BackendTarget("sqlite", _sqlite_url),
     # No ANALYZE after seeding: the backend plans dispatch per call (plan_cache_mode=force_custom_plan), so the
     # find is measured as it runs right after a bulk load, before autovacuum refreshes the statistics.
-    BackendTarget("postgres", _postgres_url, replicated=True),
+    BackendTarget("postgres", _postgres_url, replicated=True, analyze=_analyze_postgres),
 )
 BACKEND_NAMES = tuple(target.name for target in TARGETS)
 

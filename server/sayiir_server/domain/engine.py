@@ -411,7 +411,8 @@ class Engine(Backend):
             await self._refuse_if_final(snapshot.instance_id)
             return False
         self._written(snapshot)
-        await self._settle_released(snapshot.instance_id)
+        if state_of(snapshot) == "in_progress":  # SIG-9 applies to running workflows only: no read for the others
+            await self._settle_released(snapshot.instance_id)
         return True
 
     async def find_available_tasks(
