@@ -126,6 +126,21 @@ async def test_sig_9_2_a_request_held_back_applies_when_its_claim_is_released(st
     assert await store.get_signal("order-1", CANCEL) is None
 
 
+async def test_sig_9_5_a_request_a_dead_holders_claim_held_back_applies_once_dispatch_drops_the_claim(
+    store: Backend, clock: FakeClock
+) -> None:
+    await store.save_snapshot(at_task("order-1", "charge"))
+    assert await store.claim_task("order-1", task_id("charge"), HOLDER, timedelta(seconds=30)) is not None
+    await store.store_signal("order-1", CANCEL, signal_request())
+    assert state_of(await store.load_snapshot("order-1")) == "in_progress"
+    clock.advance(31)  # the holder died: its claim expires unreleased
+
+    await store.find_available_tasks("worker-b", 10, timedelta(seconds=60), [])
+
+    assert state_of(await store.load_snapshot("order-1")) == "cancelled"
+    assert await store.get_signal("order-1", CANCEL) is None
+
+
 async def test_sig_9_2_a_request_held_back_applies_when_complete_task_ends_the_claim(store: Backend) -> None:
     await store.save_snapshot(at_task("order-1", "charge"))
     await hold(store, "order-1", "charge")

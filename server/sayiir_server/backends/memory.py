@@ -281,10 +281,13 @@ class MemoryTransaction:
         for key in [key for key in self._t.claims if key[0] == instance_id]:
             self._set(self._t.claims, key, None)
 
-    async def delete_expired_claims(self, now: datetime) -> None:
+    async def delete_expired_claims(self, now: datetime) -> set[str]:
+        released = set()
         for key, claim in list(self._t.claims.items()):
             if not claims.is_live(claim, now):
                 self._set(self._t.claims, key, None)
+                released.add(key[0])
+        return released
 
     # -- dispatch --------------------------------------------------------------------------------
 

@@ -499,16 +499,24 @@ class Engine(Backend):
         if not due.expired_claims and not due.instance_ids:
             return 0
 
+        released: set[str] = set()
+
         async def advance(tx: Transaction) -> int:
+            released.clear()
             if due.expired_claims:
-                await tx.delete_expired_claims(now)
+                released.update(await tx.delete_expired_claims(now))
             moved = 0
             if due.instance_ids:
                 for candidate in await tx.lock_due(due.instance_ids):
                     moved += await self._advance_one(tx, candidate, now)
             return moved
 
-        return await self.storage.write(advance)
+        moved = await self.storage.write(advance)
+        # SIG-9.5: a request a dead holder's claim held back applies now; each in its own transaction, after the
+        # claims' deletion committed, so the snapshot row is locked before any claim, as everywhere else.
+        for instance_id in sorted(released):
+            await self._settle_released(instance_id)
+        return moved
 
     async def _advance_one(self, tx: Transaction, candidate: Candidate, now: datetime) -> bool:
         """DISP-2 on one locked row; whether it moved."""

@@ -238,8 +238,8 @@ class Transaction(Protocol):
         """Delete every claim on the instance's tasks."""
         ...
 
-    async def delete_expired_claims(self, now: datetime) -> None:
-        """Delete the claims whose expiry is at or before `now`."""
+    async def delete_expired_claims(self, now: datetime) -> set[str]:
+        """Delete the claims whose expiry is at or before `now`; the instance ids they were on."""
         ...
 
     # -- dispatch --------------------------------------------------------------------------------

@@ -405,8 +405,8 @@ class PostgresTransaction:
     async def delete_claims(self, instance_id: str) -> None:
         await self._db.execute(queries.DELETE_CLAIMS_OF, instance_id)
 
-    async def delete_expired_claims(self, now: datetime) -> None:
-        await self._db.execute(queries.DELETE_EXPIRED_CLAIMS, now)
+    async def delete_expired_claims(self, now: datetime) -> set[str]:
+        return {row["instance_id"] for row in await self._db.fetch(queries.DELETE_EXPIRED_CLAIMS, now)}
 
     # -- dispatch --------------------------------------------------------------------------------
 

@@ -240,7 +240,7 @@ LIMIT 1
 
 CLAIMS_OF = "SELECT task_id, worker_id, claimed_at, expires_at FROM claims WHERE instance_id = $1"
 
-DELETE_EXPIRED_CLAIMS = "DELETE FROM claims WHERE expires_at <= $1::timestamptz"
+DELETE_EXPIRED_CLAIMS = "DELETE FROM claims WHERE expires_at <= $1::timestamptz RETURNING instance_id"
 
 DELETE_CLAIMS_OF = "DELETE FROM claims WHERE instance_id = $1"
 

@@ -146,7 +146,9 @@ ORDER BY s.due_at_us
 LIMIT 1
 """
 
-DELETE_EXPIRED_CLAIMS = "DELETE FROM claims WHERE expires_at_us IS NOT NULL AND expires_at_us <= :now_us"
+DELETE_EXPIRED_CLAIMS = (
+    "DELETE FROM claims WHERE expires_at_us IS NOT NULL AND expires_at_us <= :now_us RETURNING instance_id"
+)
 
 # What a row is decided on, beside its snapshot: a pending request, and the claim on its ready task.
 _FACTS = """

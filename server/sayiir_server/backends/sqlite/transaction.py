@@ -238,8 +238,9 @@ class SqliteTransaction:
     async def delete_claims(self, instance_id: str) -> None:
         self._db.execute(sql.DELETE_CLAIMS_OF, {"instance_id": instance_id})
 
-    async def delete_expired_claims(self, now: datetime) -> None:
-        self._db.execute(sql.DELETE_EXPIRED_CLAIMS, {"now_us": datetime_micros(now)})
+    async def delete_expired_claims(self, now: datetime) -> set[str]:
+        rows = self._db.execute(sql.DELETE_EXPIRED_CLAIMS, {"now_us": datetime_micros(now)}).fetchall()
+        return {row[0] for row in rows}
 
     # -- dispatch --------------------------------------------------------------------------------
 
