@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from sayiir_client import __version__
-from sayiir_client.ctl import event, run, task, workflow
+from sayiir_client.ctl import console, event, run, task, workflow
 from sayiir_client.ctl.command import CommandParser, Commands
 from sayiir_client.ctl.exit_codes import ExitCode, classify
 from sayiir_client.ctl.output import wants_colour
@@ -17,6 +17,7 @@ COMMAND_GROUPS: list[Callable[[Commands], None]] = [
     event.register,
     task.register,
     run.register,
+    console.register,
 ]
 """Each group's `register(commands)`, in help order: a new command group is one more entry."""
 
@@ -39,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == [console.NAME]:
+        return console.serve(arguments[1:])  # the console parses its own flags (they include --help)
+    args = build_parser().parse_args(arguments)
     handler = getattr(args, "handler", None)
     if handler is None:
         args.help_of.print_help(sys.stderr)
