@@ -28,6 +28,7 @@ import asyncpg
 from benchmarks import measure
 from benchmarks.workload import DEFINITION_HASH, TASK_A
 from sayiir_client import AsyncPersistenceClient, FinalStateError, Worker, WorkerOptions
+from sayiir_client.tasks import completed_with
 from sayiir_client.v1 import messages_pb2 as pb
 
 WORKFLOWS = 2000
@@ -52,14 +53,6 @@ class PathResult:
 
 def output_of(task_input: bytes) -> bytes:
     return b"done:" + task_input[:16]
-
-
-def completed(snapshot: pb.WorkflowSnapshot, output: bytes) -> pb.WorkflowSnapshot:
-    done = pb.WorkflowSnapshot()
-    done.CopyFrom(snapshot)
-    done.completed.final_output = output
-    done.updated_at.GetCurrentTime()
-    return done
 
 
 # -- through the service -------------------------------------------------------------------------
@@ -111,7 +104,7 @@ async def four_rpc_cycle(address: str, workflows: int, workers: int = WORKERS) -
                 claim = await client.claim_task(task.instance_id, task.task_id, worker_id, TTL)
                 if claim is None:
                     continue
-                done = completed(task.snapshot, output_of(task.input))
+                done = completed_with(task.snapshot, output_of(task.input))
                 try:
                     if await client.save_snapshot_fenced(done, task.task_id, worker_id):
                         completed_ids.add(task.instance_id)
@@ -151,7 +144,7 @@ async def dispatch_latency(
             claimed = await waiting
             if claimed:
                 latencies.append(time.perf_counter() - started)
-                await claimer.complete_task(completed(claimed[0].task.snapshot, b"done"), TASK_A, "latency-probe")
+                await claimer.complete_task(completed_with(claimed[0].task.snapshot, b"done"), TASK_A, "latency-probe")
     finally:
         await starter.close()
         await claimer.close()
@@ -202,7 +195,7 @@ async def event_dispatch_latency(address: str, samples: int) -> measure.Measurem
             claimed = await waiting
             if claimed:
                 latencies.append(time.perf_counter() - started)
-                await claimer.complete_task(completed(claimed[0].task.snapshot, b"done"), TASK_A, "event-probe")
+                await claimer.complete_task(completed_with(claimed[0].task.snapshot, b"done"), TASK_A, "event-probe")
     finally:
         await sender.close()
         await claimer.close()

@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,9 +44,11 @@ class ConsoleProcess:
 
 
 @contextlib.contextmanager
-def console_process(server: str, token: str, *flags: str) -> Iterator[ConsoleProcess]:
-    """`python -m sayiir_client.console --listen 127.0.0.1:0 --server SERVER` with SAYIIR_TOKEN, until stopped."""
-    command = [sys.executable, "-m", "sayiir_client.console", "--listen", "127.0.0.1:0", "--server", server, *flags]
+def console_process(
+    server: str, token: str, *flags: str, program: Sequence[str] = (sys.executable, "-m", "sayiir_client.console")
+) -> Iterator[ConsoleProcess]:
+    """`PROGRAM --listen 127.0.0.1:0 --server SERVER` with SAYIIR_TOKEN, until stopped."""
+    command = [*program, "--listen", "127.0.0.1:0", "--server", server, *flags]
     environment = {**os.environ, "SAYIIR_TOKEN": token}
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=environment)
     assert process.stderr is not None

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.request
 
+from tests.console.conftest import WORKER_TOKEN, console_process
 from tests.ctl.conftest import SAYIIRCTL, sayiirctl
-from tests.support.server_process import server_process
-
-STARTED_WITHIN = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.support.server_process import ServerProcess
 
 
 def _get(url: str) -> int | None:
@@ -37,22 +26,8 @@ def test_sayiirctl_console_help_is_the_consoles_own() -> None:
     assert "--listen HOST:PORT" in run.stdout
 
 
-def test_sayiirctl_console_serves_the_workflows_page() -> None:
-    port = _free_port()
-    with server_process() as server:
-        console = subprocess.Popen(
-            [str(SAYIIRCTL), "console", "--listen", f"127.0.0.1:{port}", "--server", server.address],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            deadline = time.monotonic() + STARTED_WITHIN
-            status = None
-            while status is None and time.monotonic() < deadline and console.poll() is None:
-                status = _get(f"http://127.0.0.1:{port}/workflows")
-                time.sleep(0.1)
-        finally:
-            console.terminate()
-            console.wait(10)
+def test_sayiirctl_console_serves_the_workflows_page(server: ServerProcess) -> None:
+    with console_process(server.address, WORKER_TOKEN, program=(str(SAYIIRCTL), "console")) as console:
+        status = _get(f"{console.url}/workflows")
 
     assert status == 200

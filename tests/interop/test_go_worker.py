@@ -8,28 +8,30 @@ word. The module-proxy path of the README cannot run here (no proxy); both build
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 
-from sayiir_client.v1 import request_response_pb2, service_pb2_grpc
+from tests.interop.readme_worker import (
+    REPO,
+    WorkerRun,
+    assert_already_exists_read,
+    assert_claim_released,
+    assert_completed_with_its_output,
+    assert_not_found_read,
+    assert_task_output_recorded,
+    last_json_line,
+    readme_shell_block,
+)
 from tests.support.server_process import server_process
 
-REPO = Path(__file__).resolve().parents[2]
-README = REPO / "README.md"
 README_HEADING = "#### Debian's packages, GOPATH mode"
 INSTANCE_ID = "interop-go-worker"
-GREET_TASK_ID = hashlib.sha256(b"greet").digest()
-"""The worker's one task is named "greet"; task ids are SHA-256 of the task's name."""
 
 GO_TOOLS = ("go", "protoc-gen-go", "protoc-gen-go-grpc")
 DEBIAN_GOPATH = Path("/usr/share/gocode/src")
@@ -45,25 +47,6 @@ WORKER_TIMEOUT_S = 120.0
 """A cold build (fresh GOCACHE: gRPC, protobuf and x/net from source) takes 10 to 20 s on 2 cores."""
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(WORKER_TIMEOUT_S + 60)]
-
-
-@dataclass(frozen=True)
-class WorkerRun:
-    """What running the README's Go block against a live server left behind."""
-
-    channel: grpc.Channel
-    summary: dict[str, Any]
-
-
-def readme_shell_block(heading: str) -> str:
-    """The body of the first ```sh block after `heading` in the README."""
-    lines = README.read_text(encoding="utf-8").splitlines()
-    if heading not in lines:
-        pytest.fail(f"README.md has no heading {heading!r}: this test runs the ```sh block under it")
-    start = lines.index(heading)
-    fence = next(i for i in range(start + 1, len(lines)) if lines[i].strip() == "```sh")
-    end = next(i for i in range(fence + 1, len(lines)) if lines[i].strip() == "```")
-    return "\n".join(lines[fence + 1 : end]) + "\n"
 
 
 def require_go() -> None:
@@ -91,7 +74,7 @@ def worker_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerRun]:
             f"Debian's golang-github-golang-protobuf-1-3-dev: see the README's Go section)\n"
             f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
         )
-        summary = json.loads(done.stdout.strip().splitlines()[-1])
+        summary = last_json_line(done.stdout)
         with grpc.insecure_channel(server.address) as channel:
             yield WorkerRun(channel=channel, summary=summary)
 
@@ -109,38 +92,20 @@ def run_readme_block(address: str, go_cache: Path) -> subprocess.CompletedProces
 
 
 def test_go_worker_completes_the_workflow_with_its_output(worker_run: WorkerRun) -> None:
-    snapshots = service_pb2_grpc.SnapshotStoreStub(worker_run.channel)
-    snapshot = snapshots.LoadSnapshot(request_response_pb2.LoadSnapshotRequest(instance_id=INSTANCE_ID)).snapshot
-
-    assert snapshot.WhichOneof("state") == "completed"
-    assert snapshot.completed.final_output == b"go:" + snapshot.initial_input
-    assert worker_run.summary["completed"] is True
-    assert worker_run.summary["output"].encode() == snapshot.completed.final_output
+    assert_completed_with_its_output(worker_run, INSTANCE_ID, b"go:")
 
 
 def test_go_worker_records_its_task_output_in_completed_tasks(worker_run: WorkerRun) -> None:
-    results = service_pb2_grpc.TaskResultStoreStub(worker_run.channel)
-    response = results.LoadTaskResult(
-        request_response_pb2.LoadTaskResultRequest(instance_id=INSTANCE_ID, task_id=GREET_TASK_ID)
-    )
-
-    assert response.HasField("output")
-    assert response.output == worker_run.summary["output"].encode()
+    assert_task_output_recorded(worker_run, INSTANCE_ID)
 
 
 def test_go_worker_releases_its_claim(worker_run: WorkerRun) -> None:
-    claims = service_pb2_grpc.TaskClaimStoreStub(worker_run.channel)
-    response = claims.ClaimTask(
-        request_response_pb2.ClaimTaskRequest(instance_id=INSTANCE_ID, task_id=GREET_TASK_ID, worker_id="python-probe")
-    )
-
-    assert response.HasField("claim"), "a claim the Go worker still held (ttl 30 s) would refuse this one"
+    assert_claim_released(worker_run, INSTANCE_ID, "Go")
 
 
 def test_go_worker_reads_already_exists_from_the_status_details(worker_run: WorkerRun) -> None:
-    assert worker_run.summary["instance_id"] == INSTANCE_ID
-    assert worker_run.summary["branches"]["already_exists"] is True
+    assert_already_exists_read(worker_run, INSTANCE_ID)
 
 
 def test_go_worker_reads_not_found_from_the_status_details(worker_run: WorkerRun) -> None:
-    assert worker_run.summary["branches"]["not_found"] is True
+    assert_not_found_read(worker_run)
