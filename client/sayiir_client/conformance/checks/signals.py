@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 
 import grpc
@@ -47,16 +48,24 @@ async def _store_not_found(t: Trial) -> None:
     await t.refused(t.stubs.signals.StoreSignal, _store(t.instance(), CANCEL), grpc.StatusCode.NOT_FOUND, "NOT_FOUND")
 
 
+async def _refused_over(t: Trial, kind: enums.SignalKind.ValueType, reason: str, finals: tuple[str, ...]) -> None:
+    """A request of `kind` for a run in each of the `finals` states is refused with `reason`, storing nothing."""
+    builders: dict[str, Callable[[str, bytes], pb.WorkflowSnapshot]] = {
+        "Completed": build.completed,
+        "Failed": build.failed,
+        "Cancelled": build.cancelled,
+    }
+    for state in finals:
+        snapshot = builders[state](t.instance(), t.definition)
+        await save(t, snapshot)
+        request = _store(snapshot.instance_id, kind)
+        await t.refused(t.stubs.signals.StoreSignal, request, REFUSED, reason, {"state": state})
+        t.expect(not (await get_signal(t, snapshot.instance_id, kind)).HasField("request"), "nothing stored")
+
+
 @check("SIG-1.2", "a cancel of a Completed or Failed run is CANNOT_CANCEL and stores nothing")
 async def _cancel_refused_when_finished(t: Trial) -> None:
-    for snapshot, state in (
-        (build.completed(t.instance(), t.definition), "Completed"),
-        (build.failed(t.instance(), t.definition), "Failed"),
-    ):
-        await save(t, snapshot)
-        request = _store(snapshot.instance_id, CANCEL)
-        await t.refused(t.stubs.signals.StoreSignal, request, REFUSED, "CANNOT_CANCEL", {"state": state})
-        t.expect(not (await get_signal(t, snapshot.instance_id, CANCEL)).HasField("request"), "nothing stored")
+    await _refused_over(t, CANCEL, "CANNOT_CANCEL", ("Completed", "Failed"))
 
 
 @check("SIG-1.2", "a cancel of a Cancelled run is accepted and ignored")
@@ -85,15 +94,7 @@ async def _cancel_stored(t: Trial) -> None:
 
 @check("SIG-1.3", "a pause of a Completed, Failed or Cancelled run is CANNOT_PAUSE and stores nothing")
 async def _pause_refused_when_finished(t: Trial) -> None:
-    for snapshot, state in (
-        (build.completed(t.instance(), t.definition), "Completed"),
-        (build.failed(t.instance(), t.definition), "Failed"),
-        (build.cancelled(t.instance(), t.definition), "Cancelled"),
-    ):
-        await save(t, snapshot)
-        request = _store(snapshot.instance_id, PAUSE)
-        await t.refused(t.stubs.signals.StoreSignal, request, REFUSED, "CANNOT_PAUSE", {"state": state})
-        t.expect(not (await get_signal(t, snapshot.instance_id, PAUSE)).HasField("request"), "nothing stored")
+    await _refused_over(t, PAUSE, "CANNOT_PAUSE", ("Completed", "Failed", "Cancelled"))
 
 
 @check("SIG-1.3", "a pause of a Paused run is ignored; of a held InProgress run stored, replacing a pending one")
