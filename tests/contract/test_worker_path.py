@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from sayiir_client.errors import NotFoundError
+from sayiir_client.errors import FinalStateError, NotFoundError
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.domain.model import CANCEL, PAUSE, SignalKind, timestamp
 from sayiir_server.domain.traits import Backend
@@ -168,3 +168,35 @@ async def test_concurrent_claimers_never_receive_the_same_task(store: Backend) -
     claimed = [instance_id for batch in batches for instance_id in ids(batch)]
     assert len(claimed) == len(set(claimed))
     assert set(claimed) <= {f"order-{number:02d}" for number in range(60)}
+
+
+async def test_concurrent_completions_are_each_answered_by_their_own_claim(store: Backend) -> None:
+    for number in range(24):
+        await store.save_snapshot(at_task(f"order-{number:02d}"))
+    claimed = await claim(store, "worker-a", limit=24)
+    workers = ["worker-a" if number % 3 else "worker-b" for number in range(len(claimed))]
+
+    saved = await asyncio.gather(
+        *(
+            store.complete_task(done(item.task.snapshot, b"shipped"), FETCH, worker)
+            for item, worker in zip(claimed, workers, strict=True)
+        )
+    )
+
+    assert saved == [worker == "worker-a" for worker in workers]
+    for item, worker in zip(claimed, workers, strict=True):
+        stored = await store.load_snapshot(item.task.instance_id)
+        assert stored.WhichOneof("state") == ("completed" if worker == "worker-a" else "in_progress")
+
+
+async def test_concurrent_repeats_of_one_completion_save_once(store: Backend) -> None:
+    await store.save_snapshot(at_task("order-1"))
+    [item] = await claim(store)
+
+    answers = await asyncio.gather(
+        *(store.complete_task(done(item.task.snapshot, b"shipped"), FETCH, "worker-a") for _ in range(6)),
+        return_exceptions=True,
+    )
+
+    assert answers.count(True) == 1
+    assert all(isinstance(answer, FinalStateError) for answer in answers if answer is not True)  # SNAP-1.4

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from sayiir_client.errors import BackendUnavailableError, SerializationError
 from sayiir_server.backends import open_backend
-from sayiir_server.domain.engine import Engine
+from sayiir_server.domain.engine import Engine, write_of
+from sayiir_server.domain.model import utc_now
+from sayiir_server.domain.port import Completion
 from sayiir_server.domain.traits import Backend
-from tests.contract.builders import at_task
+from tests.contract.builders import at_task, completed, task_id
 from tests.postgres.conftest import OpenReplica, store_of
 
 pytestmark = pytest.mark.postgres
@@ -54,3 +57,21 @@ async def test_an_instance_id_with_a_nul_character_is_a_serialization_error_of_a
     with pytest.raises(SerializationError) as raised:
         await backend.save_snapshot(at_task("order\x001"))
     assert raised.value.stored is False
+
+
+async def test_a_batch_of_completions_writes_all_of_them_or_none(postgres_url: str, open_replica: OpenReplica) -> None:
+    """COMPLETE-1 batched: one round trip, one transaction; a failing completion takes its batch back whole."""
+    backend = await open_replica(postgres_url)
+    fetch = task_id("fetch")
+    await backend.save_snapshot(at_task("order-1"))
+    assert await backend.claim_task("order-1", fetch, "worker-a", timedelta(minutes=5)) is not None
+    good = Completion(write_of(completed("order-1"), by_client=True), fetch, "worker-a")
+    refused = Completion(write_of(completed("order-9\x00"), by_client=True), fetch, "worker-a")  # after order-1
+
+    with pytest.raises(SerializationError):
+        await backend.storage.write(
+            lambda tx: tx.put_and_release_each([good, refused], utc_now()), single_statement=True
+        )
+
+    assert (await backend.load_snapshot("order-1")).WhichOneof("state") == "in_progress"
+    assert await backend.complete_task(completed("order-1"), fetch, "worker-a")  # the claim was kept

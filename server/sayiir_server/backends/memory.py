@@ -31,6 +31,7 @@ from sayiir_server.domain.model import SignalKind, state_of, utc_now
 from sayiir_server.domain.port import (
     Candidate,
     ClaimAnswer,
+    Completion,
     Composite,
     DueWork,
     Lock,
@@ -176,8 +177,12 @@ class MemoryTransaction:
             return False
         return await self.put(write)
 
-    async def put_and_release(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
-        if not await self.put_if_claimed(write, task_id, worker_id, now):
+    async def put_and_release_each(self, completions: Sequence[Completion], now: datetime) -> list[bool]:
+        return [await self._put_and_release(completion, now) for completion in completions]
+
+    async def _put_and_release(self, completion: Completion, now: datetime) -> bool:
+        write, task_id = completion.write, completion.task_id
+        if not await self.put_if_claimed(write, task_id, completion.worker_id, now):
             return False
         self._set(self._t.claims, (write.snapshot.instance_id, task_id), None)
         return True

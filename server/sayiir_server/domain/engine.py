@@ -26,6 +26,7 @@ from sayiir_client.errors import (
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.domain import claims, dispatch, listing, runs, selection
+from sayiir_server.domain.coalescing import Coalescer
 from sayiir_server.domain.listing import ListCursor, WorkflowFilter
 from sayiir_server.domain.model import (
     CANCEL,
@@ -39,7 +40,7 @@ from sayiir_server.domain.model import (
     state_of,
     utc_now,
 )
-from sayiir_server.domain.port import Candidate, Lock, StoragePort, Transaction, Wakeups, Write
+from sayiir_server.domain.port import Candidate, Completion, Lock, StoragePort, Transaction, Wakeups, Write
 from sayiir_server.domain.signals import SignalAdmission, admit_signal, apply_cancel, apply_pause, apply_unpause
 from sayiir_server.domain.sizes import UNLIMITED, SizeLimits, SnapshotTooLargeError, fitting
 from sayiir_server.domain.snapshots import FINAL_STATES, lookup_task_result, record_task_result, retains
@@ -73,6 +74,16 @@ PAGE_TOKEN_KEY: Final = "page-token-key"
 
 ADVANCE_BATCH: Final = 256
 """DISP-2: most due delays and signal waits one find advances; the rest wait for the next find."""
+
+BATCHES_IN_FLIGHT: Final = 2
+"""Batches of one kind running at once: one's round trip overlaps the next one's encoding."""
+
+COMPLETION_BATCH: Final = 64
+"""Most CompleteTasks in one batch (one statement per completion, one round trip and one commit for all)."""
+
+CLAIM_BATCH: Final = 16
+"""Most ClaimAvailableTasks in one batch: each demand reads its own candidates, so a batch's transaction holds
+its row locks for as many reads; 16 keeps that short."""
 
 _RUN_ATTEMPTS: Final = 3
 """A lost insert race re-reads the winner's snapshot; more than one loss in a row is pathological."""
@@ -134,6 +145,17 @@ class Engine(Backend):
         self._page_token_key: bytes | None = None
         self.timer = DueTimer(self._earliest_wake, self._advance_due, clock)
         """WAKE-5: started by open_backend (a replica serving the store); a bare engine advances only in finds."""
+        self._completions: Coalescer[Completion, bool] = Coalescer(
+            self._complete_batch,
+            key=lambda completion: completion.instance_id,
+            max_batch=COMPLETION_BATCH,
+            max_in_flight=BATCHES_IN_FLIGHT,
+        )
+        """COMPLETE-1.6: concurrent CompleteTasks share a round trip and a commit."""
+        self._claims: Coalescer[ClaimDemand, list[pb.ClaimedTask]] = Coalescer(
+            self._claim_batch, key=id, max_batch=CLAIM_BATCH, max_in_flight=BATCHES_IN_FLIGHT
+        )
+        """CLAIM-AVAIL-1.9: concurrent ClaimAvailableTasks share a transaction and one look for due work."""
 
     def now(self) -> datetime:
         return self._clock()
@@ -403,10 +425,7 @@ class Engine(Backend):
 
         SNAP-1.4 as save_snapshot_fenced; SIG-9.2: a request the claim held back applies once it is released."""
         self.limits.check(snapshot, "snapshot")
-        write, now = write_of(snapshot, by_client=True), self.now()
-        saved = await self.storage.write(
-            lambda tx: tx.put_and_release(write, task_id, worker_id, now), single_statement=True
-        )
+        saved = await self._completions.submit(Completion(write_of(snapshot, by_client=True), task_id, worker_id))
         if not saved:
             await self._refuse_if_final(snapshot.instance_id)
             return False
@@ -414,6 +433,10 @@ class Engine(Backend):
         if state_of(snapshot) == "in_progress":  # SIG-9 applies to running workflows only: no read for the others
             await self._settle_released(snapshot.instance_id)
         return True
+
+    async def _complete_batch(self, completions: Sequence[Completion]) -> list[bool]:
+        now = self.now()
+        return await self.storage.write(lambda tx: tx.put_and_release_each(completions, now), single_statement=True)
 
     async def find_available_tasks(
         self,
@@ -466,8 +489,20 @@ class Engine(Backend):
                 subscription.close()
 
     async def _claim_ready(self, demand: ClaimDemand) -> list[pb.ClaimedTask]:
+        return await self._claims.submit(demand)
+
+    async def _claim_batch(self, demands: Sequence[ClaimDemand]) -> list[list[pb.ClaimedTask]]:
+        """CLAIM-AVAIL-1.5 once for the batch, then each demand in turn, in one transaction: a demand never sees
+        the rows an earlier one claimed (they have a live claim now)."""
         now = self.now()
         await self._advance_due(now)
+
+        async def claim_each(tx: Transaction) -> list[list[pb.ClaimedTask]]:
+            return [await self._claim_for(tx, demand, now) for demand in demands]
+
+        return await self.storage.write(claim_each)
+
+    async def _claim_for(self, tx: Transaction, demand: ClaimDemand, now: datetime) -> list[pb.ClaimedTask]:
         chosen = selection.Demand(
             demand.worker_id,
             demand.limit,
@@ -477,19 +512,15 @@ class Engine(Backend):
             definition_hashes=frozenset(demand.definition_hashes),
             lock=True,
         )
-
-        async def claim(tx: Transaction) -> list[pb.ClaimedTask]:
-            tasks = self._fitting(await selection.choose(tx, chosen), demand.max_bytes)
-            leases = [claims.new_claim(t.instance_id, t.task_id, demand.worker_id, now, demand.ttl) for t in tasks]
-            # A request stored just before the lock keeps its task: the guard says no.
-            won = await tx.claim_unsignalled(leases, now) if leases else set()
-            return [
-                pb.ClaimedTask(task=task, claim=lease)
-                for task, lease in zip(tasks, leases, strict=True)
-                if (lease.instance_id, lease.task_id) in won
-            ]
-
-        return await self.storage.write(claim)
+        tasks = self._fitting(await selection.choose(tx, chosen), demand.max_bytes)
+        leases = [claims.new_claim(t.instance_id, t.task_id, demand.worker_id, now, demand.ttl) for t in tasks]
+        # A request stored just before the lock keeps its task: the guard says no.
+        won = await tx.claim_unsignalled(leases, now) if leases else set()
+        return [
+            pb.ClaimedTask(task=task, claim=lease)
+            for task, lease in zip(tasks, leases, strict=True)
+            if (lease.instance_id, lease.task_id) in won
+        ]
 
     async def _advance_due(self, now: datetime) -> int:
         """DISP-1 and DISP-2: drop expired claims; move due delays and answered or timed-out signal waits on.
@@ -604,6 +635,9 @@ class Engine(Backend):
 
         terminating = conflict_policy == enums.CONFLICT_POLICY_TERMINATE_EXISTING
         try:
+            fresh = await self._insert_if_new(instance_id, definition_hash, input, first_task, trace_parent)
+            if fresh is not None:
+                return fresh
             for _ in range(_TERMINATE_ATTEMPTS if terminating else _RUN_ATTEMPTS):
                 outcome = await self.storage.write(attempt)
                 if outcome is not None:
@@ -612,6 +646,23 @@ class Engine(Backend):
             raise RunBackendFailureError(str(error)) from error
         raise AlreadyExistsError(instance_id)
 
+    async def _insert_if_new(
+        self,
+        instance_id: str,
+        definition_hash: bytes,
+        input: bytes,
+        first_task: pb.FirstTask,
+        trace_parent: str | None,
+    ) -> pb.PrepareRunOutcome | None:
+        """Most runs are new: one insert-if-absent creates them, without the locking composite an existing run
+        needs. None when a run exists or the input is too large: the composite decides both, in RUN-2's order."""
+        snapshot = runs.fresh_snapshot(instance_id, definition_hash, input, first_task, self.now(), trace_parent)
+        if snapshot.ByteSize() > self.limits.max_snapshot_bytes:
+            return None
+        if await self.storage.write(lambda tx: tx.insert(write_of(snapshot)), single_statement=True):
+            return pb.PrepareRunOutcome(fresh=pb.FreshRun(snapshot=snapshot))
+        return None
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def check_health(self) -> None:
@@ -619,6 +670,8 @@ class Engine(Backend):
 
     async def close(self) -> None:
         await self.timer.close()
+        await self._completions.close()
+        await self._claims.close()
         await self.storage.close()
 
     @property

@@ -83,6 +83,19 @@ class Write:
 
 
 @dataclass(frozen=True)
+class Completion:
+    """One CompleteTask's write: `write` only while `worker_id` holds a live claim on (instance, `task_id`)."""
+
+    write: Write
+    task_id: bytes
+    worker_id: str
+
+    @property
+    def instance_id(self) -> str:
+        return self.write.snapshot.instance_id
+
+
+@dataclass(frozen=True)
 class ClaimAnswer:
     """What release and extend found: whether they acted, and who holds the claim (None: nobody)."""
 
@@ -171,8 +184,9 @@ class Transaction(Protocol):
         """
         ...
 
-    async def put_and_release(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
-        """`put_if_claimed`, deleting the claim in the same write; False writes and deletes nothing."""
+    async def put_and_release_each(self, completions: Sequence[Completion], now: datetime) -> list[bool]:
+        """For each completion (of distinct instances), `put_if_claimed` and delete the claim; False writes and
+        deletes nothing for that one. One atomic call: whether each wrote, in their order."""
         ...
 
     async def delete(self, instance_id: str) -> bool:

@@ -36,7 +36,17 @@ from sayiir_server.backends.stored import decode_signal_request, decode_snapshot
 from sayiir_server.domain import dispatch, listing
 from sayiir_server.domain.listing import ListCursor, ListedRow, WorkflowFilter
 from sayiir_server.domain.model import SignalKind, timestamp, to_datetime
-from sayiir_server.domain.port import Candidate, ClaimAnswer, Composite, DueWork, Lock, ReadyQuery, WakeupSink, Write
+from sayiir_server.domain.port import (
+    Candidate,
+    ClaimAnswer,
+    Completion,
+    Composite,
+    DueWork,
+    Lock,
+    ReadyQuery,
+    WakeupSink,
+    Write,
+)
 
 _T = TypeVar("_T")
 
@@ -87,6 +97,12 @@ was small then keep a plan that is ~100× slower once it has grown (find_availab
 mistake, and a per-statement setting would take a SET LOCAL round trip per call."""
 
 _LOCKS = {None: queries.LOAD_SNAPSHOT, Lock.UPDATE: queries.LOCK_SNAPSHOT}
+
+
+async def _keep_session(connection: Connection) -> None:
+    """The pool's reset hook: a released connection carries no session state of ours (settings come at connect,
+    LISTEN has its own connection, migrations release their advisory lock), so asyncpg's reset query, one more
+    round trip per call, is skipped; asyncpg still rolls back a transaction left open."""
 
 
 def _server_settings(options: PostgresOptions) -> dict[str, str]:
@@ -140,6 +156,7 @@ class PostgresStore:
                 command_timeout=options.command_timeout,
                 server_settings=_server_settings(options),
                 init=own_backends.track,
+                reset=_keep_session,
             )
         except _DRIVER_ERRORS as error:
             raise BackendUnavailableError(f"cannot connect to {parsed.description}: {error}") from error
@@ -296,8 +313,16 @@ class PostgresTransaction:
     async def put_if_claimed(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
         return await self._write(queries.SAVE_SNAPSHOT_FENCED, write, task_id, worker_id, now)
 
-    async def put_and_release(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
-        return await self._write(queries.SAVE_SNAPSHOT_AND_RELEASE, write, task_id, worker_id, now)
+    async def put_and_release_each(self, completions: Sequence[Completion], now: datetime) -> list[bool]:
+        # In instance id order: two batches meeting on rows lock them in the same order, never in a cycle.
+        ordered = sorted(completions, key=lambda completion: completion.instance_id)
+        args = [(*self._write_args(c.write), c.task_id, c.worker_id, now) for c in ordered]
+        rows = await self._db.fetchmany(queries.SAVE_SNAPSHOT_AND_RELEASE, args)
+        saved = {row["instance_id"]: row["announced"] for row in rows}
+        for completion in ordered:
+            if saved.get(completion.instance_id) and completion.write.hint is not None:
+                self._announced.append(completion.write.hint)
+        return [completion.instance_id in saved for completion in completions]
 
     async def delete(self, instance_id: str) -> bool:
         return await self._db.fetchval(queries.DELETE_SNAPSHOT, instance_id) is not None

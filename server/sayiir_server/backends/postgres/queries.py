@@ -7,8 +7,8 @@ of the row it replaces (the engine's SNAP-RETAIN decision), and $18, the states
 of a stored row the write may not replace (SNAP-1.4: finals stay final). The statement
 announces the task (pg_notify, delivered only when the transaction commits)
 unless the replaced row was already at that same task, and returns one row
-when it wrote, whose `announced` says whether it did (the writing replica
-hands that hint to its own hub itself, after the commit).
+when it wrote, naming the instance, whose `announced` says whether it did (the
+writing replica hands that hint to its own hub itself, after the commit).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ _OVERWRITE = """
 _PREVIOUS = "previous AS (SELECT current_task_id FROM snapshots WHERE instance_id = $1::text)"
 
 _ANNOUNCE = """
-SELECT announced, CASE WHEN announced THEN pg_notify($16::text, $15::text) END AS notified
+SELECT $1::text AS instance_id, announced, CASE WHEN announced THEN pg_notify($16::text, $15::text) END AS notified
 FROM (
     SELECT $15::text IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM previous WHERE previous.current_task_id = $5::bytea) AS announced
@@ -104,7 +104,8 @@ saved AS (
 {_ANNOUNCE}
 """
 """CompleteTask in one statement: delete $20's live claim on ($1, $19) at $21 and, only if it was there and the
-row is in none of the states $18, save."""
+row is in none of the states $18, save. A batch of completions runs it once per completion (asyncpg fetchmany:
+one round trip, one implicit transaction)."""
 
 INSERT_SNAPSHOT_IF_ABSENT = f"""
 WITH previous AS (SELECT NULL::bytea AS current_task_id WHERE false),

@@ -21,7 +21,7 @@ from sayiir_server.domain import claims, listing
 from sayiir_server.domain.dispatch import datetime_micros
 from sayiir_server.domain.listing import ListCursor, ListedRow, WorkflowFilter
 from sayiir_server.domain.model import SignalKind, to_datetime
-from sayiir_server.domain.port import FIRST_PAGE, Candidate, ClaimAnswer, DueWork, Lock, ReadyQuery, Write
+from sayiir_server.domain.port import FIRST_PAGE, Candidate, ClaimAnswer, Completion, DueWork, Lock, ReadyQuery, Write
 from sayiir_server.domain.snapshots import results_to_keep
 
 
@@ -90,8 +90,12 @@ class SqliteTransaction:
             return False
         return await self.put(write)
 
-    async def put_and_release(self, write: Write, task_id: bytes, worker_id: str, now: datetime) -> bool:
-        if not await self.put_if_claimed(write, task_id, worker_id, now):
+    async def put_and_release_each(self, completions: Sequence[Completion], now: datetime) -> list[bool]:
+        return [await self._put_and_release(completion, now) for completion in completions]
+
+    async def _put_and_release(self, completion: Completion, now: datetime) -> bool:
+        write, task_id = completion.write, completion.task_id
+        if not await self.put_if_claimed(write, task_id, completion.worker_id, now):
             return False
         self._db.execute(sql.DELETE_CLAIM, {"instance_id": write.snapshot.instance_id, "task_id": task_id})
         return True
