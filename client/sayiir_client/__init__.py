@@ -30,7 +30,7 @@ from sayiir_client.errors import (
 )
 from sayiir_client.ids import DefinitionHash, TaskId
 from sayiir_client.options import DEFAULT_DEADLINE, IDEMPOTENT_METHODS, KeepaliveOptions, RetryOptions
-from sayiir_client.tasks import advanced_to, completed_with, task_input, whole_task
+from sayiir_client.tasks import TaskCompletion, advanced_to, completed_with, task_input, whole_task
 from sayiir_client.worker import TaskHandler, Worker, WorkerOptions, WorkerStats
 
 __version__ = "0.1.0"
@@ -63,6 +63,7 @@ __all__ = [
     "SerializationError",
     "ServerUnavailableError",
     "SignalKind",
+    "TaskCompletion",
     "TaskHandler",
     "TaskId",
     "TransportError",

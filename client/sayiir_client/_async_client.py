@@ -14,8 +14,9 @@ from grpc_health.v1 import health_pb2_grpc
 from sayiir_client import _requests, _wire
 from sayiir_client._decode import error_from_rpc_error
 from sayiir_client._wire import ConflictPolicy, ControlSignal, SignalKind, WorkflowOrder, WorkflowState
-from sayiir_client.errors import NotFoundError
+from sayiir_client.errors import FinalStateError, NotFoundError
 from sayiir_client.options import DEFAULT_DEADLINE, DEFAULT_MAX_MESSAGE_BYTES, KeepaliveOptions, RetryOptions
+from sayiir_client.tasks import TaskCompletion
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import service_pb2_grpc as services
@@ -316,6 +317,11 @@ class AsyncPersistenceClient:
     async def complete_task(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
         """Save the snapshot and release the claim in one transaction; False (lease lost) wrote nothing."""
         return await self._call(self._claims.CompleteTask, _requests.complete_task(snapshot, task_id, worker_id))
+
+    async def complete_tasks(self, completions: Sequence[TaskCompletion]) -> list[bool | FinalStateError]:
+        """complete_task for each, in one call: per completion what it would have answered (FinalStateError in
+        its place); one invalid completion refuses the call and writes nothing."""
+        return await self._call(self._claims.CompleteTasks, _requests.complete_tasks(completions))
 
     async def save_snapshot_fenced(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
         """Save only while `worker_id` holds a live claim on (snapshot's instance, task); False wrote nothing."""

@@ -16,8 +16,8 @@ from grpc_health.v1 import health_pb2
 
 from sayiir_client import _wire
 from sayiir_client._wire import ConflictPolicy, ControlSignal, SignalKind, WorkflowOrder, WorkflowState
-from sayiir_client.errors import BackendUnavailableError
-from sayiir_client.tasks import whole_task
+from sayiir_client.errors import BackendUnavailableError, FinalStateError
+from sayiir_client.tasks import TaskCompletion, whole_task
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
@@ -303,6 +303,22 @@ def complete_task(
 
 def _completed(response: rr.CompleteTaskResponse) -> bool:
     return response.saved
+
+
+def complete_tasks(
+    completions: Sequence[TaskCompletion],
+) -> UnaryCall[rr.CompleteTasksRequest, rr.CompleteTasksResponse, list[bool | FinalStateError]]:
+    request = rr.CompleteTasksRequest(
+        completions=[
+            rr.CompleteTaskRequest(snapshot=snapshot, task_id=task_id, worker_id=worker_id)
+            for snapshot, task_id, worker_id in completions
+        ]
+    )
+    return UnaryCall(request, _each_completed)
+
+
+def _each_completed(response: rr.CompleteTasksResponse) -> list[bool | FinalStateError]:
+    return [FinalStateError(result.final_state) if result.final_state else result.saved for result in response.results]
 
 
 def wait_for_wakeup(

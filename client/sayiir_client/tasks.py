@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sayiir_client.v1 import messages_pb2 as pb
 
@@ -26,6 +27,15 @@ def whole_task(task: pb.AvailableTask) -> pb.AvailableTask:
         task.input = task_input(task.snapshot)
         task.input_in_snapshot = False
     return task
+
+
+class TaskCompletion(NamedTuple):
+    """One completion of a CompleteTasks call: what CompleteTask takes."""
+
+    snapshot: pb.WorkflowSnapshot
+    """The snapshot after the task (completed_with, advanced_to, failed_attempt)."""
+    task_id: bytes
+    worker_id: str
 
 
 def _copy(snapshot: pb.WorkflowSnapshot) -> pb.WorkflowSnapshot:

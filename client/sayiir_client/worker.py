@@ -8,7 +8,8 @@
 
 The worker long-polls ClaimAvailableTasks (the server finds, claims and guards the tasks), runs up to
 `max_concurrent_tasks` handlers at once, extends each claim as a heartbeat while its handler runs, and
-ends each task with CompleteTask (the fenced save and the release in one call). A handler returns the
+ends each task with CompleteTask (the fenced save and the release in one call); the tasks that finish while
+one CompleteTasks is in flight go together in the next (COMPLETE-2). A handler returns the
 task's output (the worker completes the workflow with it: the last task) or the next snapshot (full
 control: record the output and move on, see `sayiir_client.tasks`). A handler that raises has its failure
 recorded as a retry (attempts, last error, this worker, next_retry_at with backoff), so the task comes back
@@ -27,15 +28,28 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from grpc import StatusCode
+
 from sayiir_client._async_client import AsyncPersistenceClient
-from sayiir_client.errors import BackendUnavailableError, ClaimLostError, FinalStateError, NotFoundError
-from sayiir_client.tasks import completed_with, failed_attempt
+from sayiir_client.coalescing import Coalescer
+from sayiir_client.errors import (
+    BackendUnavailableError,
+    ClaimLostError,
+    FinalStateError,
+    NotFoundError,
+    TransportError,
+)
+from sayiir_client.tasks import TaskCompletion, completed_with, failed_attempt
 from sayiir_client.v1 import messages_pb2 as pb
 
 logger = logging.getLogger(__name__)
 
 TaskHandler = Callable[[pb.AvailableTask], Awaitable["bytes | pb.WorkflowSnapshot"]]
 """Runs one task: returns its output (the workflow completes with it) or the next snapshot to save."""
+
+COMPLETION_BATCH_BYTES = 64 * 1024
+"""Most snapshot bytes one CompleteTasks carries: within the smallest message limit a server is run with (a
+larger snapshot goes alone, as CompleteTask would carry it)."""
 
 CompletionObserver = Callable[[pb.AvailableTask, pb.WorkflowSnapshot, bool], None]
 """Told of each task's end: the task, the snapshot CompleteTask was sent, and whether it was saved."""
@@ -102,6 +116,16 @@ class Worker:
         self.options = options or WorkerOptions()
         self.stats = WorkerStats()
         self._stopping = asyncio.Event()
+        self._completions: Coalescer[TaskCompletion, bool | FinalStateError] = Coalescer(
+            self._complete,
+            key=lambda completion: completion.snapshot.instance_id,
+            max_batch=self.options.max_concurrent_tasks,
+            max_in_flight=1,
+            size=lambda completion: completion.snapshot.ByteSize(),
+            max_size=COMPLETION_BATCH_BYTES,
+        )
+        self._one_by_one = False
+        """The server answered UNIMPLEMENTED to CompleteTasks (another implementation): CompleteTask each."""
         self._slot_freed = asyncio.Event()
 
     def stop(self) -> None:
@@ -212,11 +236,10 @@ class Worker:
         finally:
             heartbeat.cancel()
         snapshot = outcome if isinstance(outcome, pb.WorkflowSnapshot) else completed_with(task.snapshot, outcome)
-        try:
-            saved = await self.client.complete_task(snapshot, task.task_id, self.worker_id)
-        except FinalStateError as error:  # SNAP-1.4: a final state is never replaced
+        saved = await self._completions.submit(TaskCompletion(snapshot, task.task_id, self.worker_id))
+        if isinstance(saved, FinalStateError):  # SNAP-1.4: a final state is never replaced
             self.stats.finished_elsewhere += 1
-            logger.warning("worker %s: run %r is %s: result dropped", self.worker_id, task.instance_id, error.state)
+            logger.warning("worker %s: run %r is %s: result dropped", self.worker_id, task.instance_id, saved.state)
             await self._release(task)
             return
         if saved:
@@ -226,6 +249,25 @@ class Worker:
             logger.warning("worker %s: lease of %r lost: result dropped", self.worker_id, task.instance_id)
         if self.options.on_completed is not None:
             self.options.on_completed(task, snapshot, saved)
+
+    async def _complete(self, completions: Sequence[TaskCompletion]) -> list[bool | FinalStateError]:
+        """One CompleteTasks for the tasks that finished while the previous one was in flight (COMPLETE-2)."""
+        if self._one_by_one:
+            return [await self._complete_alone(completion) for completion in completions]
+        try:
+            return await self.client.complete_tasks(completions)
+        except TransportError as error:
+            if error.code != StatusCode.UNIMPLEMENTED:
+                raise
+            logger.warning("worker %s: the server has no CompleteTasks: completing one task per call", self.worker_id)
+            self._one_by_one = True
+            return [await self._complete_alone(completion) for completion in completions]
+
+    async def _complete_alone(self, completion: TaskCompletion) -> bool | FinalStateError:
+        try:
+            return await self.client.complete_task(*completion)
+        except FinalStateError as error:
+            return error
 
     async def _release(self, task: pb.AvailableTask) -> None:
         with contextlib.suppress(ClaimLostError, NotFoundError, BackendUnavailableError):

@@ -18,6 +18,7 @@ from sayiir_client import (
     TaskId,
     TransportError,
 )
+from sayiir_client.tasks import TaskCompletion
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
@@ -59,6 +60,7 @@ INVOCATIONS: dict[str, Invocation] = {
     "TaskClaimStore/SaveSnapshotFenced": lambda c: c.save_snapshot_fenced(SNAPSHOT, TASK, "worker"),
     "TaskClaimStore/ClaimAvailableTasks": lambda c: c.claim_available_tasks("worker", 1, timedelta(seconds=30)),
     "TaskClaimStore/CompleteTask": lambda c: c.complete_task(SNAPSHOT, TASK, "worker"),
+    "TaskClaimStore/CompleteTasks": lambda c: c.complete_tasks([TaskCompletion(SNAPSHOT, TASK, "worker")]),
     "TaskResultStore/LoadTaskResult": lambda c: c.load_task_result("order-1", TASK),
     "Lifecycle/PrepareRun": lambda c: c.prepare_run(
         "order-1", SNAPSHOT.definition_hash, b"", pb.FirstTask(task_id=TASK)
@@ -95,7 +97,7 @@ def test_the_rpcs_whose_repeat_changes_the_answer_are_not_idempotent() -> None:
         assert not any(method.endswith(f"/{name}") for method in IDEMPOTENT_METHODS)
     for name in ("CheckControlSignals", "Unpause", "PrepareRun", "DeleteSnapshot", "ReleaseTaskClaim"):
         assert not any(method.endswith(f"/{name}") for method in IDEMPOTENT_METHODS)
-    for name in ("ClaimAvailableTasks", "CompleteTask"):
+    for name in ("ClaimAvailableTasks", "CompleteTask", "CompleteTasks"):
         assert not any(method.endswith(f"/{name}") for method in IDEMPOTENT_METHODS)
 
 

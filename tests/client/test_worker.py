@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 
+import grpc
 import pytest
 
 from sayiir_client import AsyncPersistenceClient, DefinitionHash, TaskId, Worker, WorkerOptions
+from sayiir_client.errors import FinalStateError, TransportError
+from sayiir_client.tasks import TaskCompletion
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.worker import TaskHandler
 from sayiir_server.backends.memory import InMemoryBackend
@@ -156,3 +159,62 @@ async def test_stop_lets_a_running_handler_finish_and_complete(client: AsyncPers
 
     assert handler_started.is_set()
     assert (await client.load_snapshot("greeting-1")).completed.final_output == b"finished after stop"
+
+
+class CountingClient(AsyncPersistenceClient):
+    """Records the size of every CompleteTasks the worker sends; `unimplemented` plays a server without it."""
+
+    def __init__(self, address: str, *, unimplemented: bool = False) -> None:
+        super().__init__(address)
+        self.batches: list[int] = []
+        self.single_completions = 0
+        self._unimplemented = unimplemented
+
+    async def complete_tasks(self, completions: Sequence[TaskCompletion]) -> list[bool | FinalStateError]:
+        if self._unimplemented:
+            raise TransportError(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        self.batches.append(len(completions))
+        return await super().complete_tasks(completions)
+
+    async def complete_task(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
+        self.single_completions += 1
+        return await super().complete_task(snapshot, task_id, worker_id)
+
+
+async def test_tasks_that_finish_together_are_completed_in_one_call() -> None:
+    gate = asyncio.Event()
+
+    async def greet_at_once(task: pb.AvailableTask) -> bytes:
+        await gate.wait()
+        return b"hello, " + task.input
+
+    async with served_backend(InMemoryBackend()) as address, CountingClient(address) as client:
+        for number in range(6):
+            await start(client, f"greeting-{number}")
+        worker = Worker(client, "worker-1", greet_at_once, options())
+        running = asyncio.ensure_future(worker.run())
+        try:
+            async with asyncio.timeout(WITHIN):
+                while worker.stats.claimed < 6:  # noqa: ASYNC110 - the claims arrive from the server
+                    await asyncio.sleep(0.01)
+                gate.set()
+                while worker.stats.completed < 6:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+        finally:
+            worker.stop()
+            await asyncio.wait_for(running, WITHIN)
+
+    assert sum(client.batches) == 6
+    assert len(client.batches) < 6  # the ones that finished while a call was in flight went together
+
+
+async def test_a_worker_completes_one_task_per_call_on_a_server_without_complete_tasks() -> None:
+    async with served_backend(InMemoryBackend()) as address, CountingClient(address, unimplemented=True) as client:
+        await start(client, "greeting-1")
+        await start(client, "greeting-2")
+        worker = Worker(client, "worker-1", greet, options())
+
+        await running_until(worker, state_is(client, "greeting-2", "completed"))
+
+        assert (await client.load_snapshot("greeting-1")).WhichOneof("state") == "completed"
+        assert (client.single_completions, worker.stats.completed) == (2, 2)

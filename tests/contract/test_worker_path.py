@@ -8,12 +8,14 @@ from datetime import timedelta
 import pytest
 
 from sayiir_client.errors import FinalStateError, NotFoundError
+from sayiir_client.tasks import TaskCompletion
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.domain.model import CANCEL, PAUSE, SignalKind, timestamp
 from sayiir_server.domain.traits import Backend
 from tests.contract.builders import (
     OTHER_DEFINITION_HASH,
     at_task,
+    completed,
     seconds_ago,
     signal_request,
     task_id,
@@ -200,3 +202,28 @@ async def test_concurrent_repeats_of_one_completion_save_once(store: Backend) ->
 
     assert answers.count(True) == 1
     assert all(isinstance(answer, FinalStateError) for answer in answers if answer is not True)  # SNAP-1.4
+
+
+async def test_complete_tasks_answers_each_completion_as_complete_task_would(store: Backend) -> None:
+    for instance_id in ("order-1", "order-2", "order-3"):
+        await store.save_snapshot(at_task(instance_id))
+    claimed = {item.task.instance_id: item for item in await claim(store, "worker-a")}
+    await store.save_snapshot(completed("order-3"))
+
+    answers = await store.complete_tasks(
+        [
+            TaskCompletion(done(claimed["order-1"].task.snapshot, b"shipped"), FETCH, "worker-a"),
+            TaskCompletion(done(claimed["order-2"].task.snapshot, b"stolen"), FETCH, "worker-b"),
+            TaskCompletion(done(claimed["order-3"].task.snapshot, b"late"), FETCH, "worker-a"),
+        ]
+    )
+
+    assert answers[:2] == [True, False]
+    assert isinstance(answers[2], FinalStateError)
+    assert answers[2].state == "Completed"
+    assert (await store.load_snapshot("order-1")).completed.final_output == b"shipped"
+    assert (await store.load_snapshot("order-2")).WhichOneof("state") == "in_progress"
+
+
+async def test_complete_tasks_of_nothing_answers_nothing(store: Backend) -> None:
+    assert await store.complete_tasks([]) == []

@@ -52,6 +52,12 @@ def _run(**fields: Any) -> rr.PrepareRunRequest:
     return rr.PrepareRunRequest(**values)
 
 
+def _completion(**fields: Any) -> rr.CompleteTaskRequest:
+    values: dict[str, Any] = {"snapshot": _snapshot(), "task_id": FETCH, "worker_id": "w1"}
+    values.update(fields)
+    return rr.CompleteTaskRequest(**values)
+
+
 def _claim(**fields: Any) -> rr.ClaimTaskRequest:
     values: dict[str, Any] = {"instance_id": ORDER, "task_id": FETCH, "worker_id": "w1"}
     values.update(fields)
@@ -202,6 +208,26 @@ CASES: list[tuple[str, Message, str]] = [
         rr.SaveSnapshotFencedRequest(snapshot=_snapshot(), task_id=FETCH),
         "worker_id",
     ),
+    (
+        "TaskClaimStore.CompleteTasks",
+        rr.CompleteTasksRequest(completions=[_completion(), _completion(task_id=SHORT)]),
+        "completions[1].task_id",
+    ),
+    (
+        "TaskClaimStore.CompleteTasks",
+        rr.CompleteTasksRequest(completions=[_completion(snapshot=None)]),
+        "completions[0].snapshot",
+    ),
+    (
+        "TaskClaimStore.CompleteTasks",
+        rr.CompleteTasksRequest(completions=[_completion(), _completion(snapshot=_snapshot(instance_id=""))]),
+        "completions[1].snapshot.instance_id",
+    ),
+    (
+        "TaskClaimStore.CompleteTasks",
+        rr.CompleteTasksRequest(completions=[_completion(worker_id="")]),
+        "completions[0].worker_id",
+    ),
     # TaskResultStore
     ("TaskResultStore.LoadTaskResult", rr.LoadTaskResultRequest(instance_id=ORDER, task_id=b"abc"), "task_id"),
     ("TaskResultStore.LoadTaskResult", rr.LoadTaskResultRequest(task_id=FETCH), "instance_id"),
@@ -248,3 +274,21 @@ async def test_an_invalid_request_changes_no_stored_data(rpc: dict[str, Any], ba
         assert await backend.get_signal(ORDER, kind) is None
     assert await backend.consume_event(ORDER, "go") is None
     assert await backend.claim_task(ORDER, FETCH, "checker", timedelta(seconds=5)) is not None
+
+
+async def test_one_invalid_completion_refuses_complete_tasks_and_writes_none_of_its_completions(
+    rpc: dict[str, Any], backend: InMemoryBackend
+) -> None:
+    """COMPLETE-2.2: every completion is checked before any is written."""
+    await backend.save_snapshot(at_task_snapshot(ORDER))
+    assert await backend.claim_task(ORDER, FETCH, "w1", timedelta(minutes=5)) is not None
+    finished = at_task_snapshot(ORDER)
+    finished.completed.final_output = b"done"
+    request = rr.CompleteTasksRequest(completions=[_completion(snapshot=finished), _completion(task_id=SHORT)])
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await rpc["TaskClaimStore.CompleteTasks"](request)
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (await backend.load_snapshot(ORDER)).WhichOneof("state") == "in_progress"
+    assert await backend.complete_task(finished, FETCH, "w1")  # the claim is still w1's

@@ -294,6 +294,12 @@ REQUESTS: dict[str, st.SearchStrategy[Any]] = {
     "TaskClaimStore.CompleteTask": st.builds(
         rr.CompleteTaskRequest, snapshot=snapshots(), task_id=ids, worker_id=worker_ids
     ),
+    "TaskClaimStore.CompleteTasks": st.builds(
+        rr.CompleteTasksRequest,
+        completions=st.lists(
+            st.builds(rr.CompleteTaskRequest, snapshot=snapshots(), task_id=ids, worker_id=worker_ids), max_size=3
+        ),
+    ),
     "TaskResultStore.LoadTaskResult": st.builds(rr.LoadTaskResultRequest, instance_id=instance_ids, task_id=ids),
     "Lifecycle.PrepareRun": st.builds(
         rr.PrepareRunRequest,

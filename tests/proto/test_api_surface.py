@@ -48,6 +48,7 @@ EXPECTED_RPCS = {
         "SaveSnapshotFenced",
         "ClaimAvailableTasks",
         "CompleteTask",
+        "CompleteTasks",
     ],
     "TaskResultStore": ["LoadTaskResult"],
     "Lifecycle": ["PrepareRun"],
@@ -97,6 +98,7 @@ EXPECTED_REQUEST_FIELDS = {
         "wait",
     },
     "CompleteTask": {"snapshot", "task_id", "worker_id"},
+    "CompleteTasks": {"completions"},
     "LoadTaskResult": {"instance_id", "task_id"},
     "PrepareRun": {"instance_id", "definition_hash", "input", "first_task", "conflict_policy"},
 }

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from sayiir_server.domain.coalescing import Coalescer
+from sayiir_client.coalescing import Coalescer
 
 
 class Recorder:
@@ -27,10 +27,29 @@ class Recorder:
         return [item.upper() for item in items]
 
 
-def coalescer(recorder: Recorder, *, max_batch: int = 8, max_in_flight: int = 1) -> Coalescer[str, str]:
+def coalescer(
+    recorder: Recorder, *, max_batch: int = 8, max_in_flight: int = 1, isolate: tuple[type[Exception], ...] = ()
+) -> Coalescer[str, str]:
     return Coalescer(
-        recorder.run, key=lambda item: item.split(":")[0], max_batch=max_batch, max_in_flight=max_in_flight
+        recorder.run,
+        key=lambda item: item.split(":")[0],
+        max_batch=max_batch,
+        max_in_flight=max_in_flight,
+        isolate=isolate,
     )
+
+
+async def one_then_a_batch(
+    recorder: Recorder, batches: Coalescer[str, str], alone: str, together: list[str]
+) -> tuple[asyncio.Task[str], list[asyncio.Task[str]]]:
+    """Submit `alone` (its batch held in flight), then `together` (queued behind it); release them."""
+    recorder.gate.clear()
+    first = asyncio.ensure_future(batches.submit(alone))
+    await asyncio.sleep(0)
+    rest = [asyncio.ensure_future(batches.submit(item)) for item in together]
+    await asyncio.sleep(0)
+    recorder.gate.set()
+    return first, rest
 
 
 async def test_a_lone_call_runs_at_once_in_a_batch_of_its_own() -> None:
@@ -91,15 +110,10 @@ async def test_no_more_than_max_in_flight_batches_run_at_once() -> None:
     assert await asyncio.gather(*calls) == ["A", "B", "C"]
 
 
-async def test_a_failing_item_fails_its_own_caller_only() -> None:
+async def test_an_isolated_error_fails_its_own_caller_only() -> None:
     recorder = Recorder(failing=frozenset({"b"}))
-    batches = coalescer(recorder)
-    recorder.gate.clear()
-    first = asyncio.ensure_future(batches.submit("a"))
-    await asyncio.sleep(0)
-    rest = [asyncio.ensure_future(batches.submit(item)) for item in ("b", "c")]
-    await asyncio.sleep(0)
-    recorder.gate.set()
+    batches = coalescer(recorder, isolate=(ValueError,))
+    first, rest = await one_then_a_batch(recorder, batches, "a", ["b", "c"])
 
     assert await first == "A"
     with pytest.raises(ValueError, match="refused"):
@@ -137,3 +151,27 @@ async def test_close_waits_for_the_batches_in_flight() -> None:
     recorder.gate.set()
     await closing
     assert await call == "A"
+
+
+async def test_a_batch_stays_within_max_size_and_a_larger_item_goes_alone() -> None:
+    recorder = Recorder()
+    batches = Coalescer(recorder.run, key=lambda item: item, max_batch=8, max_in_flight=1, size=len, max_size=4)
+    recorder.gate.clear()
+    calls = [asyncio.ensure_future(batches.submit(item)) for item in ("a", "bb", "cc", "ddddddd", "e")]
+    await asyncio.sleep(0)
+    recorder.gate.set()
+
+    assert await asyncio.gather(*calls) == ["A", "BB", "CC", "DDDDDDD", "E"]
+    assert recorder.batches == [["a"], ["bb", "cc"], ["ddddddd"], ["e"]]
+
+
+async def test_any_other_error_fails_every_caller_of_the_batch() -> None:
+    recorder = Recorder(failing=frozenset({"b"}))
+    batches = coalescer(recorder)
+    first, rest = await one_then_a_batch(recorder, batches, "a", ["b", "c"])
+
+    assert await first == "A"
+    for call in rest:
+        with pytest.raises(ValueError, match="refused"):
+            await call
+    assert recorder.batches == [["a"], ["b", "c"]]

@@ -1159,6 +1159,84 @@ class CompleteTaskResponse(_message.Message):
 Global___CompleteTaskResponse: _TypeAlias = CompleteTaskResponse  # noqa: Y015
 
 @_typing.final
+class CompleteTasksRequest(_message.Message):
+    """Request of TaskClaimStore.CompleteTasks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPLETIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def completions(self) -> _containers.RepeatedCompositeFieldContainer[Global___CompleteTaskRequest]:
+        """The completions, each exactly as CompleteTask takes it. Every one is validated before any is written: one
+        invalid completion makes the call INVALID_ARGUMENT (field `completions[i]...`) and writes nothing.
+        """
+
+    def __init__(
+        self,
+        *,
+        completions: _abc.Iterable[Global___CompleteTaskRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completions", b"completions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteTasksRequest: _TypeAlias = CompleteTasksRequest  # noqa: Y015
+
+@_typing.final
+class CompleteTasksResponse(_message.Message):
+    """Response of TaskClaimStore.CompleteTasks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___CompleteTaskResult]:
+        """One result per completion, in the request's order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___CompleteTaskResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteTasksResponse: _TypeAlias = CompleteTasksResponse  # noqa: Y015
+
+@_typing.final
+class CompleteTaskResult(_message.Message):
+    """What CompleteTask would have answered for one completion of a CompleteTasks call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SAVED_FIELD_NUMBER: _builtins.int
+    FINAL_STATE_FIELD_NUMBER: _builtins.int
+    saved: _builtins.bool
+    """As CompleteTaskResponse.saved: true saved and released the claim; false wrote nothing."""
+    final_state: _builtins.str
+    """Set (and `saved` false) where CompleteTask would have been FAILED_PRECONDITION with reason FINAL_STATE: the
+    run is in this final state ("Completed", "Failed" or "Cancelled"), which is never replaced. Empty otherwise.
+    """
+    def __init__(
+        self,
+        *,
+        saved: _builtins.bool = ...,
+        final_state: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["final_state", b"final_state", "saved", b"saved"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteTaskResult: _TypeAlias = CompleteTaskResult  # noqa: Y015
+
+@_typing.final
 class WaitForWakeupRequest(_message.Message):
     """Request of TaskClaimStore.WaitForWakeup."""
 

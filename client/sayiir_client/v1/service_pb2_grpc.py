@@ -813,6 +813,11 @@ class TaskClaimStoreStub:
                 request_serializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTaskRequest.SerializeToString,
                 response_deserializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTaskResponse.FromString,
                 _registered_method=True)
+        self.CompleteTasks = channel.unary_unary(
+                '/sayiir.persistence.v1.TaskClaimStore/CompleteTasks',
+                request_serializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTasksRequest.SerializeToString,
+                response_deserializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTasksResponse.FromString,
+                _registered_method=True)
 
 
 class TaskClaimStoreServicer:
@@ -898,6 +903,16 @@ class TaskClaimStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompleteTasks(self, request, context):
+        """Several CompleteTasks in one call (COMPLETE-2): each completion is decided as if sent alone, and the
+        answer holds one result per completion. A worker finishing tasks faster than its round trips sends the
+        ones that finished meanwhile together. A failed call (UNAVAILABLE, a deadline) may have saved some of its
+        completions: a retry answers false for those (their claims are gone).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskClaimStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -950,6 +965,11 @@ def add_TaskClaimStoreServicer_to_server(servicer, server):
                     servicer.CompleteTask,
                     request_deserializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTaskRequest.FromString,
                     response_serializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTaskResponse.SerializeToString,
+            ),
+            'CompleteTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteTasks,
+                    request_deserializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTasksRequest.FromString,
+                    response_serializer=sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTasksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1223,6 +1243,33 @@ class TaskClaimStore:
             '/sayiir.persistence.v1.TaskClaimStore/CompleteTask',
             sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTaskRequest.SerializeToString,
             sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sayiir.persistence.v1.TaskClaimStore/CompleteTasks',
+            sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTasksRequest.SerializeToString,
+            sayiir_dot_persistence_dot_v1_dot_request__response__pb2.CompleteTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

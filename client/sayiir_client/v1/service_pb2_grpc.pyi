@@ -334,6 +334,12 @@ class TaskClaimStoreStub:
     """The fenced save and the release of the claim in one transaction (COMPLETE-*): false writes nothing. Safe to
     retry only after false (a repeat after true answers false: the claim is gone).
     """
+    CompleteTasks: _grpc.UnaryUnaryMultiCallable[_request_response_pb2.CompleteTasksRequest, _request_response_pb2.CompleteTasksResponse]
+    """Several CompleteTasks in one call (COMPLETE-2): each completion is decided as if sent alone, and the
+    answer holds one result per completion. A worker finishing tasks faster than its round trips sends the
+    ones that finished meanwhile together. A failed call (UNAVAILABLE, a deadline) may have saved some of its
+    completions: a retry answers false for those (their claims are gone).
+    """
 
 @_typing.type_check_only
 class TaskClaimStoreAsyncStub(TaskClaimStoreStub):
@@ -375,6 +381,12 @@ class TaskClaimStoreAsyncStub(TaskClaimStoreStub):
     CompleteTask: _aio.UnaryUnaryMultiCallable[_request_response_pb2.CompleteTaskRequest, _request_response_pb2.CompleteTaskResponse]  # type: ignore[assignment]
     """The fenced save and the release of the claim in one transaction (COMPLETE-*): false writes nothing. Safe to
     retry only after false (a repeat after true answers false: the claim is gone).
+    """
+    CompleteTasks: _aio.UnaryUnaryMultiCallable[_request_response_pb2.CompleteTasksRequest, _request_response_pb2.CompleteTasksResponse]  # type: ignore[assignment]
+    """Several CompleteTasks in one call (COMPLETE-2): each completion is decided as if sent alone, and the
+    answer holds one result per completion. A worker finishing tasks faster than its round trips sends the
+    ones that finished meanwhile together. A failed call (UNAVAILABLE, a deadline) may have saved some of its
+    completions: a retry answers false for those (their claims are gone).
     """
 
 class TaskClaimStoreServicer(metaclass=_abc_1.ABCMeta):
@@ -474,6 +486,18 @@ class TaskClaimStoreServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_request_response_pb2.CompleteTaskResponse, _abc.Awaitable[_request_response_pb2.CompleteTaskResponse]]:
         """The fenced save and the release of the claim in one transaction (COMPLETE-*): false writes nothing. Safe to
         retry only after false (a repeat after true answers false: the claim is gone).
+        """
+
+    @_abc_1.abstractmethod
+    def CompleteTasks(
+        self,
+        request: _request_response_pb2.CompleteTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_request_response_pb2.CompleteTasksResponse, _abc.Awaitable[_request_response_pb2.CompleteTasksResponse]]:
+        """Several CompleteTasks in one call (COMPLETE-2): each completion is decided as if sent alone, and the
+        answer holds one result per completion. A worker finishing tasks faster than its round trips sends the
+        ones that finished meanwhile together. A failed call (UNAVAILABLE, a deadline) may have saved some of its
+        completions: a retry answers false for those (their claims are gone).
         """
 
 def add_TaskClaimStoreServicer_to_server(servicer: TaskClaimStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

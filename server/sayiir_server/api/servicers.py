@@ -16,6 +16,8 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from sayiir_client.errors import FinalStateError
+from sayiir_client.tasks import TaskCompletion
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_client.v1 import request_response_pb2 as rr
 from sayiir_client.v1 import service_pb2, service_pb2_grpc
@@ -282,6 +284,14 @@ class TaskClaimStoreServicer(service_pb2_grpc.TaskClaimStoreServicer):
         return rr.CompleteTaskResponse(saved=saved)
 
     @translate_errors
+    async def CompleteTasks(self, request: rr.CompleteTasksRequest, context: Context) -> rr.CompleteTasksResponse:
+        completions = [
+            _completion(item, f"completions[{index}]", context) for index, item in enumerate(request.completions)
+        ]
+        answers = await self._backend.complete_tasks(completions)
+        return rr.CompleteTasksResponse(results=[_completion_result(answer) for answer in answers])
+
+    @translate_errors
     async def WaitForWakeup(self, request: rr.WaitForWakeupRequest, context: Context) -> rr.WaitForWakeupResponse:
         timeout = validation.wait_timeout(request, self._max_wait_timeout)
         # A draining server answers "no hint" at once rather than holding the call past the grace period.
@@ -458,3 +468,16 @@ def _tolerant_parser(request_class: type[Message]) -> Callable[[bytes], Message 
             return MalformedRequest(request_class.DESCRIPTOR.name, str(error))
 
     return parse
+
+
+def _completion(request: rr.CompleteTaskRequest, field: str, context: Context) -> TaskCompletion:
+    validation.required(request, "snapshot", f"{field}.snapshot")
+    snapshot = inherit_trace_parent(validation.snapshot(request.snapshot, f"{field}.snapshot"), context)
+    task_id = validation.id_bytes(request.task_id, f"{field}.task_id")
+    return TaskCompletion(snapshot, task_id, validation.worker_id(request.worker_id, f"{field}.worker_id"))
+
+
+def _completion_result(answer: bool | FinalStateError) -> rr.CompleteTaskResult:
+    if isinstance(answer, FinalStateError):
+        return rr.CompleteTaskResult(saved=False, final_state=answer.state)
+    return rr.CompleteTaskResult(saved=answer)

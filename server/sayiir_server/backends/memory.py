@@ -69,6 +69,8 @@ class _Row:
 @dataclass
 class _Tables:
     rows: dict[str, _Row] = field(default_factory=dict)
+    in_progress: dict[str, _Row] = field(default_factory=dict)
+    """The InProgress rows: the only ones that can be ready or due, so dispatch reads these alone."""
     signals: dict[tuple[str, SignalKind], pb.SignalRequest] = field(default_factory=dict)
     events: dict[tuple[str, str], deque[bytes]] = field(default_factory=dict)
     claims: dict[ClaimKey, pb.TaskClaim] = field(default_factory=dict)
@@ -161,6 +163,7 @@ class MemoryTransaction:
         kept = results_to_keep(write.retain, previous.snapshot if previous else None, previous.kept if previous else ())
         row = _Row(_copy(snapshot), index_columns(snapshot), [_copy(result) for result in kept])
         self._set(self._t.rows, snapshot.instance_id, row)
+        self._set(self._t.in_progress, snapshot.instance_id, row if row.columns.state == "in_progress" else None)
         moved = previous is None or previous.columns.current_task_id != row.columns.current_task_id
         if write.hint is not None and moved:
             self.hints.append(_copy(write.hint))
@@ -191,6 +194,7 @@ class MemoryTransaction:
         if instance_id not in self._t.rows:
             return False
         self._set(self._t.rows, instance_id, None)
+        self._set(self._t.in_progress, instance_id, None)
         return True
 
     async def list_ids(self, after: str | None, limit: int) -> list[str]:
@@ -308,7 +312,7 @@ class MemoryTransaction:
         expired = any(not claims.is_live(claim, now) for claim in self._t.claims.values())
         due = sorted(
             instance_id
-            for instance_id, row in self._t.rows.items()
+            for instance_id, row in self._t.in_progress.items()
             if not self._signalled(instance_id) and self._is_due(row.snapshot, now)
         )
         return DueWork(expired, due[:limit])
@@ -324,7 +328,7 @@ class MemoryTransaction:
     async def earliest_wake(self) -> datetime | None:
         wakes = [
             dispatch.wake_at(row.snapshot)
-            for instance_id, row in self._t.rows.items()
+            for instance_id, row in self._t.in_progress.items()
             if row.columns.wake_at is not None and not self._signalled(instance_id)
         ]
         return min((wake for wake in wakes if wake is not None), default=None)
@@ -338,7 +342,7 @@ class MemoryTransaction:
         pages: dict[int, list[Candidate]] = {}
         for (priority, updated_us, instance_id), row in sorted(
             ((row.columns.priority, row.updated_us, instance_id), row)
-            for instance_id, row in self._t.rows.items()
+            for instance_id, row in self._t.in_progress.items()
             if row.columns.ready_task_id is not None and query.priority in (None, row.columns.priority)
         ):
             page = pages.setdefault(priority, [])

@@ -16,17 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
+from sayiir_client.coalescing import Coalescer
 from sayiir_client.errors import (
     AlreadyExistsError,
     BackendError,
     FinalStateError,
     NotFoundError,
     RunBackendFailureError,
+    SerializationError,
 )
+from sayiir_client.tasks import TaskCompletion
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.domain import claims, dispatch, listing, runs, selection
-from sayiir_server.domain.coalescing import Coalescer
 from sayiir_server.domain.listing import ListCursor, WorkflowFilter
 from sayiir_server.domain.model import (
     CANCEL,
@@ -80,6 +82,9 @@ BATCHES_IN_FLIGHT: Final = 2
 
 COMPLETION_BATCH: Final = 64
 """Most CompleteTasks in one batch (one statement per completion, one round trip and one commit for all)."""
+
+COMPLETION_BATCH_BYTES: Final = 4 * 1024 * 1024
+"""Most snapshot bytes in one batch: large snapshots go in smaller batches (one too large for it, alone)."""
 
 CLAIM_BATCH: Final = 16
 """Most ClaimAvailableTasks in one batch: each demand reads its own candidates, so a batch's transaction holds
@@ -150,6 +155,9 @@ class Engine(Backend):
             key=lambda completion: completion.instance_id,
             max_batch=COMPLETION_BATCH,
             max_in_flight=BATCHES_IN_FLIGHT,
+            size=lambda completion: completion.write.snapshot.ByteSize(),
+            max_size=COMPLETION_BATCH_BYTES,
+            isolate=(SerializationError,),
         )
         """COMPLETE-1.6: concurrent CompleteTasks share a round trip and a commit."""
         self._claims: Coalescer[ClaimDemand, list[pb.ClaimedTask]] = Coalescer(
@@ -425,6 +433,21 @@ class Engine(Backend):
 
         SNAP-1.4 as save_snapshot_fenced; SIG-9.2: a request the claim held back applies once it is released."""
         self.limits.check(snapshot, "snapshot")
+        return await self._complete_checked(snapshot, task_id, worker_id)
+
+    async def complete_tasks(self, completions: Sequence[TaskCompletion]) -> list[bool | FinalStateError]:
+        """COMPLETE-2: every completion checked first (none written if one fails), then each as complete_task."""
+        for index, completion in enumerate(completions):
+            self.limits.check(completion.snapshot, f"completions[{index}].snapshot")
+        answers = await asyncio.gather(
+            *(self._complete_checked(*completion) for completion in completions), return_exceptions=True
+        )
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, FinalStateError):
+                raise answer
+        return [answer for answer in answers if isinstance(answer, bool | FinalStateError)]
+
+    async def _complete_checked(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
         saved = await self._completions.submit(Completion(write_of(snapshot, by_client=True), task_id, worker_id))
         if not saved:
             await self._refuse_if_final(snapshot.instance_id)

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
+from sayiir_client.errors import FinalStateError
+from sayiir_client.tasks import TaskCompletion
 from sayiir_client.v1 import enums_pb2 as enums
 from sayiir_client.v1 import messages_pb2 as pb
 from sayiir_server.domain.model import ConflictPolicy, ControlSignal, SignalKind
@@ -161,6 +163,10 @@ class WorkerPath(Protocol):
 
     async def complete_task(self, snapshot: pb.WorkflowSnapshot, task_id: bytes, worker_id: str) -> bool:
         """The fenced save and the release of the claim in one transaction; False writes nothing."""
+        ...
+
+    async def complete_tasks(self, completions: Sequence[TaskCompletion]) -> list[bool | FinalStateError]:
+        """complete_task for each, in one call: what each would have answered, FinalStateError in its place."""
         ...
 
 

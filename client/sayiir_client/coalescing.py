@@ -3,8 +3,9 @@
 There is no tick and no delay: a call that finds a batch slot free goes at once, so a lone caller waits no
 longer than it would alone; under load each batch takes what queued while the others were in flight, so
 many callers share one round trip and one commit. A caller is answered only once its own batch is done
-(committed, for a write). When a batch fails, each of its items is run again alone, so one caller's bad
-item fails that caller only.
+(committed, for a write). A failed batch fails all its callers, except for the errors named `isolate`
+(those that prove nothing was written and may come from one item): then each item is run again alone, so
+one caller's bad item fails that caller only.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class Coalescer(Generic[_I, _R]):
     """Batches concurrent `submit`s for `run_batch`: at most `max_batch` items, at most `max_in_flight` batches.
 
     Items with the same `key` never share a batch (a later one waits for the next), so a batch touches each
-    key once."""
+    key once. With `size`, a batch also stays within `max_size` in all (an item larger than that goes alone)."""
 
     def __init__(
         self,
@@ -34,11 +35,17 @@ class Coalescer(Generic[_I, _R]):
         key: Callable[[_I], Hashable],
         max_batch: int,
         max_in_flight: int,
+        size: Callable[[_I], int] = lambda item: 0,
+        max_size: int | None = None,
+        isolate: tuple[type[Exception], ...] = (),
     ) -> None:
         self._run_batch = run_batch
         self._key = key
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
+        self._size = size
+        self._max_size = max_size
+        self._isolate = isolate
         self._queue: deque[tuple[_I, asyncio.Future[_R]]] = deque()
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -67,16 +74,22 @@ class Coalescer(Generic[_I, _R]):
         """The first queued items with distinct keys, up to max_batch; callers that gave up are dropped."""
         batch: list[tuple[_I, asyncio.Future[_R]]] = []
         keys: set[Hashable] = set()
+        total = 0
         left: deque[tuple[_I, asyncio.Future[_R]]] = deque()
         while self._queue:
             item, future = self._queue.popleft()
             if future.done():  # cancelled while queued: never run
                 continue
-            key = self._key(item)
-            if key in keys or len(batch) == self._max_batch:
+            key, size = self._key(item), self._size(item)
+            if (
+                key in keys
+                or len(batch) == self._max_batch
+                or (self._max_size is not None and batch and total + size > self._max_size)
+            ):
                 left.append((item, future))
                 continue
             keys.add(key)
+            total += size
             batch.append((item, future))
         self._queue = left
         return batch
@@ -89,8 +102,9 @@ class Coalescer(Generic[_I, _R]):
         try:
             results = await self._run_batch([item for item, _ in batch])
         except Exception as error:
-            if len(batch) == 1:
-                _fail(batch[0][1], error)
+            if len(batch) == 1 or not isinstance(error, self._isolate):
+                for _, future in batch:
+                    _fail(future, error)
                 return
             for item, future in batch:  # find the failing item: each alone, in the same order
                 await self._run_alone(item, future)
