@@ -155,7 +155,9 @@ async def test_close_waits_for_the_batches_in_flight() -> None:
 
 async def test_a_batch_stays_within_max_size_and_a_larger_item_goes_alone() -> None:
     recorder = Recorder()
-    batches = Coalescer(recorder.run, key=lambda item: item, max_batch=8, max_in_flight=1, size=len, max_size=4)
+    batches: Coalescer[str, str] = Coalescer(
+        recorder.run, key=lambda item: item, max_batch=8, max_in_flight=1, size=len, max_size=4
+    )
     recorder.gate.clear()
     calls = [asyncio.ensure_future(batches.submit(item)) for item in ("a", "bb", "cc", "ddddddd", "e")]
     await asyncio.sleep(0)
