@@ -6,6 +6,7 @@ import pytest
 
 from sayiir_server.backends import BackendUrlError
 from sayiir_server.backends.postgres.options import PostgresOptions, parse_postgres_url
+from sayiir_server.backends.postgres.pools import PoolSizes
 
 
 def test_a_plain_url_gets_the_default_options() -> None:
@@ -62,3 +63,15 @@ def test_the_description_has_no_password_and_no_driver_options() -> None:
 def test_a_malformed_option_is_refused(query: str) -> None:
     with pytest.raises(BackendUrlError):
         parse_postgres_url(f"postgresql://sayiir@db/sayiir?{query}")
+
+
+@pytest.mark.parametrize(
+    ("pool_min", "pool_max", "shared"),
+    [(1, 10, (1, 5, 0, 5)), (4, 4, (2, 2, 2, 2)), (0, 3, (0, 2, 0, 1)), (1, 1, (1, 1, 0, 1))],
+)
+def test_the_two_pools_share_pool_min_and_pool_max_with_at_least_one_connection_each(
+    pool_min: int, pool_max: int, shared: tuple[int, int, int, int]
+) -> None:
+    sizes = PoolSizes.of(PostgresOptions(pool_min=pool_min, pool_max=pool_max))
+
+    assert (sizes.searching_min, sizes.searching_max, sizes.keyed_min, sizes.keyed_max) == shared

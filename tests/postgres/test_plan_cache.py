@@ -1,6 +1,7 @@
-"""No generic plan outlives the table it was chosen for: pooled connections plan each execution for its
-parameters (plan_cache_mode=force_custom_plan), so the dispatch query prepared while the table was small
-still reads the partial index after it has grown.
+"""No generic plan outlives the table it was chosen for: the searching pool's connections plan each execution
+for its parameters (plan_cache_mode=force_custom_plan), so the dispatch query prepared while the table was
+small still reads the partial index after it has grown; the keyed pool, which only runs statements by key,
+lets PostgreSQL cache their plans.
 
 Nothing here is timed: PostgreSQL counts, per prepared statement, how many generic and custom plans it
 used (pg_prepared_statements), and each test runs the backend on a pool of one connection so that every
@@ -17,12 +18,12 @@ import asyncpg
 import pytest
 
 from sayiir_server.backends.postgres import queries
-from sayiir_server.backends.postgres.backend import PLAN_CACHE_MODE
 from sayiir_server.backends.postgres.options import parse_postgres_url
+from sayiir_server.backends.postgres.pools import KEYED_PLAN_CACHE_MODE, PLAN_CACHE_MODE
 from sayiir_server.backends.postgres.rows import EARLIEST
 from sayiir_server.domain.engine import Engine
 from sayiir_server.domain.model import utc_now
-from tests.contract.builders import at_task
+from tests.contract.builders import at_task, completed, task_id
 from tests.postgres.conftest import OpenReplica, store_of
 
 pytestmark = pytest.mark.postgres
@@ -50,20 +51,34 @@ async def _find(backend: Engine) -> None:
     assert len(await backend.find_available_tasks("worker-a", 10, timedelta(hours=1), [])) == 10
 
 
-async def _plan_counts(backend: Engine, statement: str) -> tuple[int, int]:
-    row = await store_of(backend).run(lambda connection: connection.fetchrow(PLAN_COUNTS, statement))
+async def _plan_counts(backend: Engine, statement: str, *, keyed: bool = False) -> tuple[int, int]:
+    row = await store_of(backend).run(lambda connection: connection.fetchrow(PLAN_COUNTS, statement), keyed=keyed)
     assert row is not None, "the statement was not prepared on the pooled connection"
     return row["generic_plans"], row["custom_plans"]
 
 
-async def test_every_pooled_connection_plans_each_execution_for_its_parameters(
+async def test_searches_plan_each_execution_and_statements_by_key_may_reuse_a_plan(
     postgres_url: str, open_replica: OpenReplica
 ) -> None:
-    backend = await open_replica(postgres_url)
+    store = store_of(await open_replica(postgres_url))
 
-    assert (
-        await store_of(backend).run(lambda connection: connection.fetchval("SHOW plan_cache_mode")) == PLAN_CACHE_MODE
-    )
+    def mode(connection: Any) -> Any:
+        return connection.fetchval("SHOW plan_cache_mode")
+
+    assert await store.run(mode) == PLAN_CACHE_MODE
+    assert await store.run(mode, keyed=True) == KEYED_PLAN_CACHE_MODE
+
+
+async def test_completions_run_a_cached_generic_plan(postgres_url: str, open_replica: OpenReplica) -> None:
+    backend = await open_replica(_one_connection(postgres_url))
+    fetch = task_id("fetch")
+    for index in range(CALLS_WHILE_SMALL):
+        await backend.save_snapshot(at_task(f"order-{index}"))
+        assert await backend.claim_task(f"order-{index}", fetch, "worker-a", timedelta(minutes=5)) is not None
+        assert await backend.complete_task(completed(f"order-{index}"), fetch, "worker-a")
+
+    generic, _custom = await _plan_counts(backend, queries.SAVE_SNAPSHOT_AND_RELEASE, keyed=True)
+    assert generic > 0
 
 
 async def test_ready_pages_never_run_a_generic_plan_cached_while_the_table_was_small(

@@ -9,7 +9,6 @@ to decide; the SQL only selects and writes rows.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -22,6 +21,7 @@ from sayiir_server.backends.postgres import queries
 from sayiir_server.backends.postgres.listener import WakeupListener
 from sayiir_server.backends.postgres.migrations import migrate
 from sayiir_server.backends.postgres.options import PostgresOptions, parse_postgres_url
+from sayiir_server.backends.postgres.pools import Connection, Pools
 from sayiir_server.backends.postgres.rows import (
     EARLIEST as _EARLIEST,
 )
@@ -49,9 +49,6 @@ from sayiir_server.domain.port import (
 )
 
 _T = TypeVar("_T")
-
-Connection = Any
-"""An asyncpg connection (asyncpg ships no type information)."""
 
 _ATTEMPTS = 3
 """A transaction PostgreSQL aborted as a deadlock or serialization victim is run again, this many times in all."""
@@ -87,29 +84,7 @@ _DRIVER_ERRORS = (
     TimeoutError,
 )
 
-PLAN_CACHE_MODE = "force_custom_plan"
-"""plan_cache_mode of every pooled connection: plan each statement for its actual parameters and table.
-
-asyncpg prepares every statement once per connection, and PostgreSQL switches a prepared statement to a
-generic plan after five executions when that looks no worse; dispatch queries prepared while the table
-was small then keep a plan that is ~100× slower once it has grown (find_available_tasks: 265–346 ms at
-100,000 InProgress instances instead of 2.7 ms). Planning these statements costs far less than one such
-mistake, and a per-statement setting would take a SET LOCAL round trip per call."""
-
 _LOCKS = {None: queries.LOAD_SNAPSHOT, Lock.UPDATE: queries.LOCK_SNAPSHOT}
-
-
-async def _keep_session(connection: Connection) -> None:
-    """The pool's reset hook: a released connection carries no session state of ours (settings come at connect,
-    LISTEN has its own connection, migrations release their advisory lock), so asyncpg's reset query, one more
-    round trip per call, is skipped; asyncpg still rolls back a transaction left open."""
-
-
-def _server_settings(options: PostgresOptions) -> dict[str, str]:
-    settings = {"plan_cache_mode": PLAN_CACHE_MODE}
-    if options.schema is not None:
-        settings["search_path"] = options.schema
-    return settings
 
 
 class PostgresStore:
@@ -117,15 +92,15 @@ class PostgresStore:
 
     def __init__(
         self,
-        pool: Any,
+        pools: Pools,
         dsn: str,
         description: str,
         options: PostgresOptions,
         deliver: WakeupSink,
         own_backends: OwnBackends,
     ) -> None:
-        """Use `open`: it creates the pool, migrates the schema and starts listening."""
-        self._pool = pool
+        """Use `open`: it creates the pools, migrates the schema and starts listening."""
+        self._pools = pools
         self._deliver = deliver
         self._dsn = dsn
         self._description = description
@@ -147,20 +122,10 @@ class PostgresStore:
         options = parsed.options
         own_backends = OwnBackends()
         try:
-            pool = await asyncpg.create_pool(
-                parsed.dsn,
-                min_size=options.pool_min,
-                max_size=options.pool_max,
-                max_inactive_connection_lifetime=options.idle_timeout,
-                timeout=options.connect_timeout,
-                command_timeout=options.command_timeout,
-                server_settings=_server_settings(options),
-                init=own_backends.track,
-                reset=_keep_session,
-            )
+            pools = await Pools.open(parsed.dsn, options, own_backends.track)
         except _DRIVER_ERRORS as error:
             raise BackendUnavailableError(f"cannot connect to {parsed.description}: {error}") from error
-        store = cls(pool, parsed.dsn, parsed.description, options, deliver, own_backends)
+        store = cls(pools, parsed.dsn, parsed.description, options, deliver, own_backends)
         try:
             await store.run(lambda connection: migrate(connection, options.schema))
             await store.run(fill_definition_hashes)
@@ -173,11 +138,13 @@ class PostgresStore:
 
     # -- the one door to the database ------------------------------------------------------------
 
-    async def run(self, operation: Callable[[Connection], Awaitable[_T]]) -> _T:
-        """Run `operation` on a pooled connection, turning every driver failure into a BackendError."""
+    async def run(self, operation: Callable[[Connection], Awaitable[_T]], *, keyed: bool = False) -> _T:
+        """Run `operation` on a pooled connection (of the keyed pool: one statement by key, see pools.py),
+        turning every driver failure into a BackendError."""
+        pool = self._pools.keyed if keyed else self._pools.searching
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                async with self._pool.acquire(timeout=self._options.acquire_timeout) as connection:
+                async with pool.acquire(timeout=self._options.acquire_timeout) as connection:
                     return await operation(connection)
             except BackendError:
                 raise
@@ -204,7 +171,7 @@ class PostgresStore:
                 return await composite(attempt(connection))
 
         if single_statement:  # one statement is atomic by itself: no BEGIN and COMMIT round trips
-            result = await self.run(lambda connection: composite(attempt(connection)))
+            result = await self.run(lambda connection: composite(attempt(connection)), keyed=True)
         else:
             result = await self.run(transaction)
         for hint in announced:
@@ -230,26 +197,11 @@ class PostgresStore:
 
     async def close(self) -> None:
         await self.listener.close()
-        try:
-            await asyncio.wait_for(self._pool.close(), self._options.command_timeout)
-        except (TimeoutError, *_DRIVER_ERRORS):
-            self._pool.terminate()
+        await self._pools.close(self._options.command_timeout, _DRIVER_ERRORS)
 
     def pool_stats(self) -> Mapping[str, float]:
-        """The pool's use, for the metrics endpoint (metrics.POOL_STATS_HOOK): read from any thread, no I/O.
-
-        size counts open connections, idle those waiting for a call, in_use those serving one; the LISTEN
-        connection is not pooled and not counted.
-        """
-        size, idle = self._pool.get_size(), self._pool.get_idle_size()
-        return {
-            "size": size,
-            "idle": idle,
-            # The two counts are read one after the other while the loop's thread may move a connection.
-            "in_use": max(size - idle, 0),
-            "min_size": self._pool.get_min_size(),
-            "max_size": self._pool.get_max_size(),
-        }
+        """Both pools' use, for the metrics endpoint (metrics.POOL_STATS_HOOK): read from any thread, no I/O."""
+        return self._pools.stats()
 
     @property
     def description(self) -> str:
