@@ -1,4 +1,4 @@
-"""CLAIM-AVAIL (ClaimAvailableTasks) and COMPLETE (CompleteTask): the two-call worker path.
+"""CLAIM-AVAIL (ClaimAvailableTasks) and COMPLETE (CompleteTask, CompleteTasks): the two-call worker path.
 
 ClaimAvailableTasks claims for real, so every call names the check's own definition
 hash in `definition_hashes`: it can never take another program's task.
@@ -193,3 +193,39 @@ async def _complete_without_claim(t: Trial) -> None:
     )
     t.expect(not answer.saved, "saved = false")
     t.expect(await load(t, snapshot.instance_id) == snapshot, "nothing written")
+
+
+@check("COMPLETE-2.1", "CompleteTasks answers each completion as CompleteTask would: saved, false, or final_state")
+async def _complete_tasks_answers_each(t: Trial) -> None:
+    held, other, final = t.instance(), t.instance(), t.instance()
+    holder = t.worker()
+    for instance_id in (held, other, final):
+        await save(t, build.in_progress(instance_id, t.definition, build.at_task("step")))
+        await claim(t, instance_id, STEP, holder, TTL)
+    await save(t, build.completed(final, t.definition))
+    after = build.in_progress(held, t.definition, build.at_task("next"), outputs={"step": b"out"})
+    request = rr.CompleteTasksRequest(
+        completions=[
+            _complete(after, holder),
+            _complete(build.completed(other, t.definition), t.worker()),
+            _complete(build.completed(final, t.definition), holder),
+        ]
+    )
+    results = list((await t.ok(t.stubs.claims.CompleteTasks, request)).results)
+    t.expect([result.saved for result in results] == [True, False, False], "saved = [true, false, false]")
+    t.expect([result.final_state for result in results] == ["", "", "Completed"], 'final_state "Completed" last')
+    t.expect(await load(t, held) == after, "the first snapshot saved as sent")
+
+
+@check("COMPLETE-2.2", "CompleteTasks with one invalid completion is INVALID_ARGUMENT and writes none of them")
+async def _complete_tasks_refused_whole(t: Trial) -> None:
+    instance_id, holder = t.instance(), t.worker()
+    before = build.in_progress(instance_id, t.definition, build.at_task("step"))
+    await save(t, before)
+    await claim(t, instance_id, STEP, holder, TTL)
+    broken = rr.CompleteTaskRequest(snapshot=build.completed(t.instance(), t.definition), task_id=b"short")
+    request = rr.CompleteTasksRequest(
+        completions=[_complete(build.completed(instance_id, t.definition), holder), broken]
+    )
+    await t.invalid(t.stubs.claims.CompleteTasks, request, "completions[1].task_id")
+    t.expect(await load(t, instance_id) == before, "nothing written")
