@@ -13,6 +13,7 @@ copied on the way in and out: a caller never holds what is stored.
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -339,16 +340,21 @@ class MemoryTransaction:
 
     async def ready_pages(self, query: ReadyQuery) -> dict[int, list[Candidate]]:
         after = (query.after.updated_us, query.after.instance_id) if query.priority is not None else None
-        pages: dict[int, list[Candidate]] = {}
-        for (priority, updated_us, instance_id), row in sorted(
-            ((row.columns.priority, row.updated_us, instance_id), row)
-            for instance_id, row in self._t.in_progress.items()
-            if row.columns.ready_task_id is not None and query.priority in (None, row.columns.priority)
-        ):
-            page = pages.setdefault(priority, [])
-            if (after is None or (updated_us, instance_id) > after) and len(page) < query.page_size:
-                page.append(self._candidate(row))
-        return pages
+        wanted = frozenset(query.definition_hashes)
+        by_priority: dict[int, list[tuple[tuple[int, str], _Row]]] = {}
+        for instance_id, row in self._t.in_progress.items():
+            columns = row.columns
+            if columns.ready_task_id is None or query.priority not in (None, columns.priority):
+                continue
+            if wanted and columns.definition_hash not in wanted:
+                continue  # a prefilter: the engine tests the definition again
+            key = (row.updated_us, instance_id)
+            if after is None or key > after:
+                by_priority.setdefault(columns.priority, []).append((key, row))
+        return {
+            priority: [self._candidate(row) for _, row in heapq.nsmallest(query.page_size, rows, key=_first)]
+            for priority, rows in sorted(by_priority.items())
+        }
 
     async def _signalled_among(self, instance_ids: Sequence[str]) -> set[str]:
         return {instance_id for instance_id in instance_ids if self._signalled(instance_id)}
@@ -358,6 +364,10 @@ class MemoryTransaction:
         if row is None or row.columns.ready_task_id != task_id:
             return None
         return self._candidate(row)
+
+
+def _first(entry: tuple[tuple[int, str], _Row]) -> tuple[int, str]:
+    return entry[0]
 
 
 def _drop_newest(queue: deque[bytes]) -> None:
