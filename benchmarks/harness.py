@@ -50,7 +50,7 @@ logger = logging.getLogger("benchmarks")
 
 WAKEUP_ROW = "wakeup: save → WatchWakeups hint"
 WAKEUP_ACROSS_REPLICAS_ROW = "wakeup across replicas: save on A → WatchWakeups hint on B"
-WORKER_PATH_ROW = "worker path: ClaimAvailableTasks + CompleteTask (Worker)"
+WORKER_PATH_ROW = "worker path: ClaimAvailableTasks + CompleteTasks (Worker)"
 FOUR_RPC_ROW = "4-RPC cycle: find → ClaimTask → SaveSnapshotFenced → Release"
 DIRECT_POLLING_ROW = "direct PostgreSQL, sayiir-postgres style polling (4 statements)"
 DIRECT_QUEUE_ROW = "direct PostgreSQL, SKIP LOCKED queue (2 statements)"

@@ -3,7 +3,8 @@
 WORKERS workers complete WORKFLOWS single-task workflows with INPUT_BYTES inputs, each path on fresh
 workflows, and the row is workflows per second from the first claim to the last completion:
 
-- service, worker path: `sayiir_client.Worker` (ClaimAvailableTasks long-polls, CompleteTask ends each task);
+- service, worker path: `sayiir_client.Worker` (ClaimAvailableTasks long-polls, CompleteTasks ends the tasks
+  that finished together);
 - service, 4-RPC cycle: find(limit 10) → ClaimTask → SaveSnapshotFenced (Completed) → ReleaseTaskClaim,
   the way a worker had to before ClaimAvailableTasks existed;
 - direct, sayiir-postgres style (PostgreSQL only): asyncpg workers on their own two tables, four statements

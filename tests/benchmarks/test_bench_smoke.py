@@ -37,7 +37,7 @@ LIST_AT_1K = "ListWorkflows(InProgress, 100 per page) @ 1,000 InProgress"
 LIST_AT_1K_WITH_COMPLETED = "ListWorkflows(InProgress, 100 per page) @ 1,000 InProgress + 1,000 Completed"
 MEMORY_ROW = "server memory per 10,000 instances"
 WORKER_PATH_ROWS = (
-    "worker path: ClaimAvailableTasks + CompleteTask (Worker)",
+    "worker path: ClaimAvailableTasks + CompleteTasks (Worker)",
     "4-RPC cycle: find → ClaimTask → SaveSnapshotFenced → Release",
     "dispatch latency: PrepareRun → claim held by a waiting ClaimAvailableTasks",
 )
