@@ -80,12 +80,11 @@ class Coalescer(Generic[_I, _R]):
             item, future = self._queue.popleft()
             if future.done():  # cancelled while queued: never run
                 continue
+            if len(batch) == self._max_batch:
+                left.append((item, future))
+                continue
             key, size = self._key(item), self._size(item)
-            if (
-                key in keys
-                or len(batch) == self._max_batch
-                or (self._max_size is not None and batch and total + size > self._max_size)
-            ):
+            if key in keys or (self._max_size is not None and batch and total + size > self._max_size):
                 left.append((item, future))
                 continue
             keys.add(key)
@@ -100,21 +99,24 @@ class Coalescer(Generic[_I, _R]):
 
     async def _run(self, batch: list[tuple[_I, asyncio.Future[_R]]]) -> None:
         try:
-            results = await self._run_batch([item for item, _ in batch])
-        except Exception as error:
-            if len(batch) == 1 or not isinstance(error, self._isolate):
-                for _, future in batch:
-                    _fail(future, error)
+            try:
+                results = list(await self._run_batch([item for item, _ in batch]))
+                if len(results) != len(batch):
+                    raise RuntimeError(f"a batch of {len(batch)} items answered {len(results)} results")
+            except Exception as error:
+                if len(batch) > 1 and isinstance(error, self._isolate):
+                    for item, future in batch:  # find the failing item: each alone, in the same order
+                        await self._run_alone(item, future)
+                else:
+                    for _, future in batch:
+                        _fail(future, error)
                 return
-            for item, future in batch:  # find the failing item: each alone, in the same order
-                await self._run_alone(item, future)
-            return
+            for (_, future), result in zip(batch, results, strict=True):
+                _answer(future, result)
         except BaseException:  # cancelled with the server: nobody will answer these callers
             for _, future in batch:
                 future.cancel()
             raise
-        for (_, future), result in zip(batch, results, strict=True):
-            _answer(future, result)
 
     async def _run_alone(self, item: _I, future: asyncio.Future[_R]) -> None:
         try:

@@ -36,7 +36,9 @@ from sayiir_client.errors import (
     BackendUnavailableError,
     ClaimLostError,
     FinalStateError,
+    InvalidArgumentError,
     NotFoundError,
+    SerializationError,
     TransportError,
 )
 from sayiir_client.tasks import TaskCompletion, completed_with, failed_attempt
@@ -46,6 +48,14 @@ logger = logging.getLogger(__name__)
 
 TaskHandler = Callable[[pb.AvailableTask], Awaitable["bytes | pb.WorkflowSnapshot"]]
 """Runs one task: returns its output (the workflow completes with it) or the next snapshot to save."""
+
+
+def _completion_answer(answer: bool | BaseException) -> bool | Exception:
+    """A CompleteTask's answer as a batch carries it: the errors of one task travel as values."""
+    if isinstance(answer, bool | Exception):
+        return answer
+    raise answer  # cancelled: nobody to answer
+
 
 COMPLETION_BATCH_BYTES = 64 * 1024
 """Most snapshot bytes one CompleteTasks carries: within the smallest message limit a server is run with (a
@@ -116,13 +126,15 @@ class Worker:
         self.options = options or WorkerOptions()
         self.stats = WorkerStats()
         self._stopping = asyncio.Event()
-        self._completions: Coalescer[TaskCompletion, bool | FinalStateError] = Coalescer(
+        self._completions: Coalescer[TaskCompletion, bool | Exception] = Coalescer(
             self._complete,
             key=lambda completion: completion.snapshot.instance_id,
             max_batch=self.options.max_concurrent_tasks,
-            max_in_flight=1,
+            max_in_flight=2,
             size=lambda completion: completion.snapshot.ByteSize(),
             max_size=COMPLETION_BATCH_BYTES,
+            # A refused call wrote nothing (COMPLETE-2.2): each completion again alone, so only the bad one fails.
+            isolate=(InvalidArgumentError, SerializationError),
         )
         self._one_by_one = False
         """The server answered UNIMPLEMENTED to CompleteTasks (another implementation): CompleteTask each."""
@@ -222,6 +234,7 @@ class Worker:
         try:
             outcome = await handling
         except asyncio.CancelledError:
+            heartbeat.cancel()
             if heartbeat.done() and not heartbeat.cancelled() and heartbeat.result() is False:
                 self.stats.leases_lost += 1
                 return  # the heartbeat lost the lease and cancelled the handler
@@ -233,10 +246,13 @@ class Worker:
             outcome = failed_attempt(
                 task.snapshot, task.task_id, self.worker_id, error, datetime.now(UTC), self._backoff
             )
+        snapshot = outcome if isinstance(outcome, pb.WorkflowSnapshot) else completed_with(task.snapshot, outcome)
+        try:  # the heartbeat goes on while the completion waits for a call: the lease must outlast the wait
+            saved = await self._completions.submit(TaskCompletion(snapshot, task.task_id, self.worker_id))
         finally:
             heartbeat.cancel()
-        snapshot = outcome if isinstance(outcome, pb.WorkflowSnapshot) else completed_with(task.snapshot, outcome)
-        saved = await self._completions.submit(TaskCompletion(snapshot, task.task_id, self.worker_id))
+        if isinstance(saved, Exception) and not isinstance(saved, FinalStateError):
+            raise saved
         if isinstance(saved, FinalStateError):  # SNAP-1.4: a final state is never replaced
             self.stats.finished_elsewhere += 1
             logger.warning("worker %s: run %r is %s: result dropped", self.worker_id, task.instance_id, saved.state)
@@ -250,24 +266,20 @@ class Worker:
         if self.options.on_completed is not None:
             self.options.on_completed(task, snapshot, saved)
 
-    async def _complete(self, completions: Sequence[TaskCompletion]) -> list[bool | FinalStateError]:
+    async def _complete(self, completions: Sequence[TaskCompletion]) -> list[bool | Exception]:
         """One CompleteTasks for the tasks that finished while the previous one was in flight (COMPLETE-2)."""
-        if self._one_by_one:
-            return [await self._complete_alone(completion) for completion in completions]
-        try:
-            return await self.client.complete_tasks(completions)
-        except TransportError as error:
-            if error.code != StatusCode.UNIMPLEMENTED:
-                raise
-            logger.warning("worker %s: the server has no CompleteTasks: completing one task per call", self.worker_id)
-            self._one_by_one = True
-            return [await self._complete_alone(completion) for completion in completions]
-
-    async def _complete_alone(self, completion: TaskCompletion) -> bool | FinalStateError:
-        try:
-            return await self.client.complete_task(*completion)
-        except FinalStateError as error:
-            return error
+        if not self._one_by_one:
+            try:
+                return list(await self.client.complete_tasks(completions))
+            except TransportError as error:
+                if error.code != StatusCode.UNIMPLEMENTED:
+                    raise
+                logger.warning("worker %s: the server has no CompleteTasks: one CompleteTask per task", self.worker_id)
+                self._one_by_one = True
+        answers = await asyncio.gather(
+            *(self.client.complete_task(*completion) for completion in completions), return_exceptions=True
+        )
+        return [_completion_answer(answer) for answer in answers]
 
     async def _release(self, task: pb.AvailableTask) -> None:
         with contextlib.suppress(ClaimLostError, NotFoundError, BackendUnavailableError):

@@ -218,3 +218,35 @@ async def test_a_worker_completes_one_task_per_call_on_a_server_without_complete
 
         assert (await client.load_snapshot("greeting-1")).WhichOneof("state") == "completed"
         assert (client.single_completions, worker.stats.completed) == (2, 2)
+
+
+async def test_an_invalid_snapshot_fails_its_own_task_only_when_completions_go_together() -> None:
+    gate = asyncio.Event()
+
+    async def one_stateless(task: pb.AvailableTask) -> bytes | pb.WorkflowSnapshot:
+        await gate.wait()
+        if task.instance_id == "greeting-bad":
+            return pb.WorkflowSnapshot(instance_id=task.instance_id, definition_hash=GREETING)  # no state: invalid
+        return b"hello, " + task.input
+
+    async with served_backend(InMemoryBackend()) as address, CountingClient(address) as client:
+        good = [f"greeting-{number}" for number in range(5)]
+        for name in [*good, "greeting-bad"]:  # claimed, and so finished, in this order: the bad one in a batch
+            await start(client, name)
+        worker = Worker(client, "worker-1", one_stateless, options())
+        running = asyncio.ensure_future(worker.run())
+        try:
+            async with asyncio.timeout(WITHIN):
+                while worker.stats.claimed < 6:  # noqa: ASYNC110 - the claims arrive from the server
+                    await asyncio.sleep(0.01)
+                gate.set()
+                while worker.stats.completed < 5:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+        finally:
+            worker.stop()
+            await asyncio.wait_for(running, WITHIN)
+
+        assert max(client.batches) > 1
+        for name in good:
+            assert (await client.load_snapshot(name)).WhichOneof("state") == "completed"
+        assert (await client.load_snapshot("greeting-bad")).WhichOneof("state") == "in_progress"

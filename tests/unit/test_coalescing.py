@@ -177,3 +177,13 @@ async def test_any_other_error_fails_every_caller_of_the_batch() -> None:
         with pytest.raises(ValueError, match="refused"):
             await call
     assert recorder.batches == [["a"], ["b", "c"]]
+
+
+async def test_a_batch_with_a_result_missing_fails_its_callers_instead_of_leaving_them_waiting() -> None:
+    async def short(items: Sequence[str]) -> list[str]:
+        return [item.upper() for item in items][:-1]
+
+    batches: Coalescer[str, str] = Coalescer(short, key=lambda item: item, max_batch=8, max_in_flight=1)
+
+    with pytest.raises(RuntimeError, match="answered 0 results"):
+        await asyncio.wait_for(batches.submit("a"), 5)
