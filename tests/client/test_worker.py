@@ -161,6 +161,22 @@ async def test_stop_lets_a_running_handler_finish_and_complete(client: AsyncPers
     assert (await client.load_snapshot("greeting-1")).completed.final_output == b"finished after stop"
 
 
+async def finishing_together(worker: Worker, gate: asyncio.Event, *, claimed: int, completed: int) -> None:
+    """Run `worker` until it holds `claimed` tasks, open `gate` so their handlers finish at once, and stop it
+    once `completed` of them are."""
+    running = asyncio.ensure_future(worker.run())
+    try:
+        async with asyncio.timeout(WITHIN):
+            while worker.stats.claimed < claimed:  # noqa: ASYNC110 - the claims arrive from the server
+                await asyncio.sleep(0.01)
+            gate.set()
+            while worker.stats.completed < completed:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(running, WITHIN)
+
+
 class CountingClient(AsyncPersistenceClient):
     """Records the size of every CompleteTasks the worker sends; `unimplemented` plays a server without it."""
 
@@ -191,18 +207,7 @@ async def test_tasks_that_finish_together_are_completed_in_one_call() -> None:
     async with served_backend(InMemoryBackend()) as address, CountingClient(address) as client:
         for number in range(6):
             await start(client, f"greeting-{number}")
-        worker = Worker(client, "worker-1", greet_at_once, options())
-        running = asyncio.ensure_future(worker.run())
-        try:
-            async with asyncio.timeout(WITHIN):
-                while worker.stats.claimed < 6:  # noqa: ASYNC110 - the claims arrive from the server
-                    await asyncio.sleep(0.01)
-                gate.set()
-                while worker.stats.completed < 6:  # noqa: ASYNC110
-                    await asyncio.sleep(0.01)
-        finally:
-            worker.stop()
-            await asyncio.wait_for(running, WITHIN)
+        await finishing_together(Worker(client, "worker-1", greet_at_once, options()), gate, claimed=6, completed=6)
 
     assert sum(client.batches) == 6
     assert len(client.batches) < 6  # the ones that finished while a call was in flight went together
@@ -233,18 +238,7 @@ async def test_an_invalid_snapshot_fails_its_own_task_only_when_completions_go_t
         good = [f"greeting-{number}" for number in range(5)]
         for name in [*good, "greeting-bad"]:  # claimed, and so finished, in this order: the bad one in a batch
             await start(client, name)
-        worker = Worker(client, "worker-1", one_stateless, options())
-        running = asyncio.ensure_future(worker.run())
-        try:
-            async with asyncio.timeout(WITHIN):
-                while worker.stats.claimed < 6:  # noqa: ASYNC110 - the claims arrive from the server
-                    await asyncio.sleep(0.01)
-                gate.set()
-                while worker.stats.completed < 5:  # noqa: ASYNC110
-                    await asyncio.sleep(0.01)
-        finally:
-            worker.stop()
-            await asyncio.wait_for(running, WITHIN)
+        await finishing_together(Worker(client, "worker-1", one_stateless, options()), gate, claimed=6, completed=5)
 
         assert max(client.batches) > 1
         for name in good:

@@ -277,16 +277,13 @@ class TaskClaimStoreServicer(service_pb2_grpc.TaskClaimStoreServicer):
 
     @translate_errors
     async def CompleteTask(self, request: rr.CompleteTaskRequest, context: Context) -> rr.CompleteTaskResponse:
-        validation.required(request, "snapshot", "snapshot")
-        snapshot = inherit_trace_parent(validation.snapshot(request.snapshot), context)
-        task_id = validation.id_bytes(request.task_id, "task_id")
-        saved = await self._backend.complete_task(snapshot, task_id, validation.worker_id(request.worker_id))
+        saved = await self._backend.complete_task(*_completion(request, "", context))
         return rr.CompleteTaskResponse(saved=saved)
 
     @translate_errors
     async def CompleteTasks(self, request: rr.CompleteTasksRequest, context: Context) -> rr.CompleteTasksResponse:
         completions = [
-            _completion(item, f"completions[{index}]", context) for index, item in enumerate(request.completions)
+            _completion(item, f"completions[{index}].", context) for index, item in enumerate(request.completions)
         ]
         answers = await self._backend.complete_tasks(completions)
         return rr.CompleteTasksResponse(results=[_completion_result(answer) for answer in answers])
@@ -470,11 +467,12 @@ def _tolerant_parser(request_class: type[Message]) -> Callable[[bytes], Message 
     return parse
 
 
-def _completion(request: rr.CompleteTaskRequest, field: str, context: Context) -> TaskCompletion:
-    validation.required(request, "snapshot", f"{field}.snapshot")
-    snapshot = inherit_trace_parent(validation.snapshot(request.snapshot, f"{field}.snapshot"), context)
-    task_id = validation.id_bytes(request.task_id, f"{field}.task_id")
-    return TaskCompletion(snapshot, task_id, validation.worker_id(request.worker_id, f"{field}.worker_id"))
+def _completion(request: rr.CompleteTaskRequest, prefix: str, context: Context) -> TaskCompletion:
+    """A CompleteTaskRequest validated, its fields named after `prefix` ("" or "completions[i].")."""
+    validation.required(request, "snapshot", f"{prefix}snapshot")
+    snapshot = inherit_trace_parent(validation.snapshot(request.snapshot, f"{prefix}snapshot"), context)
+    task_id = validation.id_bytes(request.task_id, f"{prefix}task_id")
+    return TaskCompletion(snapshot, task_id, validation.worker_id(request.worker_id, f"{prefix}worker_id"))
 
 
 def _completion_result(answer: bool | FinalStateError) -> rr.CompleteTaskResult:

@@ -501,7 +501,7 @@ class Engine(Backend):
         deadline = asyncio.get_running_loop().time() + demand.wait.total_seconds()
         try:
             while True:
-                claimed = await self._claim_ready(demand)
+                claimed = await self._claims.submit(demand)
                 left = deadline - asyncio.get_running_loop().time()
                 if claimed or left <= 0 or subscription is None:
                     return claimed
@@ -510,9 +510,6 @@ class Engine(Backend):
         finally:
             if subscription is not None:
                 subscription.close()
-
-    async def _claim_ready(self, demand: ClaimDemand) -> list[pb.ClaimedTask]:
-        return await self._claims.submit(demand)
 
     async def _claim_batch(self, demands: Sequence[ClaimDemand]) -> list[list[pb.ClaimedTask]]:
         """CLAIM-AVAIL-1.5 once for the batch, then each demand in turn, in one transaction: a demand never sees
